@@ -1,0 +1,295 @@
+/**
+ * The HTTP API: one Hono app, its routes and the headers every answer
+ * carries. `main.ts` serves it; tests call it in-process with `app.request()`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { accepts } from "hono/accepts";
+import type { Context } from "hono";
+import type { ForwardedHeader } from "./config.ts";
+import {
+  type AddressRange,
+  formatAddress,
+  parseAddress,
+  resolveClient,
+  splitForwarded,
+  splitForwardedFor,
+} from "./client_ip.ts";
+import type { Logger } from "./log.ts";
+import { openApiDocument } from "./openapi.ts";
+import { renderPage } from "./page.ts";
+import { STATIC_FILES } from "./static_files.ts";
+
+/** What the app needs to know about its deployment. */
+export interface AppOptions {
+  /** Proxies whose forwarding headers are believed (TCP peers only). */
+  trustedProxies: AddressRange[];
+  /** The header those proxies write. */
+  forwardedHeader: ForwardedHeader;
+  logger: Logger;
+  version: string;
+}
+
+/** The paths the API answers, with the methods they allow. */
+export const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
+
+/** Request ids taken from the caller must match this (nginx uses the same). */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const JSON_TYPE = "application/json";
+const TEXT_TYPE = "text/plain; charset=utf-8";
+const HTML_TYPE = "text/html; charset=utf-8";
+const ALLOW = "GET, HEAD, OPTIONS";
+
+/**
+ * Formats an instant as UTC ISO 8601 with exactly three fractional digits
+ * and a `+00:00` offset, e.g. `2025-12-12T12:34:56.789+00:00`.
+ */
+export function formatTimestamp(date: Date): string {
+  const iso = date.toISOString();
+  return iso.slice(0, -1) + "+00:00";
+}
+
+function requestIdOf(req: Request): string {
+  const given = req.headers.get("x-request-id");
+  return given !== null && REQUEST_ID_PATTERN.test(given)
+    ? given
+    : crypto.randomUUID();
+}
+
+// The fixed headers are set here, where each answer is made: a middleware
+// that adds them after `await next()` costs far more per request.
+function reply(
+  body: string | Uint8Array<ArrayBuffer> | null,
+  status: number,
+  type: string | null,
+  requestId: string,
+  extra?: Record<string, string>,
+): Response {
+  const headers: Record<string, string> = {
+    "cache-control": "no-store",
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "X-Request-Id",
+    "x-content-type-options": "nosniff",
+    "x-request-id": requestId,
+  };
+  if (type !== null) headers["content-type"] = type;
+  if (extra) Object.assign(headers, extra);
+  return new Response(body, { status, headers });
+}
+
+function error(
+  status: number,
+  message: string,
+  requestId: string,
+  extra?: Record<string, string>,
+): Response {
+  return reply(
+    JSON.stringify({ error: message }) + "\n",
+    status,
+    JSON_TYPE,
+    requestId,
+    extra,
+  );
+}
+
+/** An answer that could not be given; its message is safe to show. */
+class ClientError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+type Format = "json" | "text" | "html";
+
+// `?format=` wins over `Accept`; `Accept` is read only when it could matter.
+function formatOf(c: Context, offered: Format[], fallback: Format): Format {
+  const forced = c.req.query("format");
+  if (forced !== undefined) {
+    if ((offered as string[]).includes(forced)) return forced as Format;
+    throw new ClientError(
+      400,
+      `Unsupported format ${JSON.stringify(forced)}: expected ${
+        offered.join(" or ")
+      }`,
+    );
+  }
+  const accept = c.req.header("accept");
+  if (!accept) return fallback;
+  const types = { json: JSON_TYPE, text: "text/plain", html: "text/html" };
+  const chosen = accepts(c, {
+    header: "Accept",
+    supports: offered.map((f) => types[f]),
+    default: types[fallback],
+  });
+  return offered.find((f) => types[f] === chosen) ?? fallback;
+}
+
+/** Builds the app. */
+export function createApp(options: AppOptions): Hono {
+  const { logger, trustedProxies, forwardedHeader } = options;
+  const split = forwardedHeader === "forwarded"
+    ? splitForwarded
+    : splitForwardedFor;
+  const openApi = JSON.stringify(openApiDocument(options.version));
+  const vary = { vary: "Accept" };
+
+  function clientIp(c: Context, requestId: string): string {
+    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+    if (remote?.transport === "unix") {
+      // Only the local proxy reaches the socket; it overwrites X-Real-IP.
+      const given = c.req.header("x-real-ip");
+      const address = given === undefined ? undefined : parseAddress(given);
+      if (!address) {
+        logger.error("proxy sent no valid X-Real-IP", {
+          request_id: requestId,
+          present: given !== undefined,
+        });
+        throw new ClientError(
+          400,
+          "The proxy did not supply a valid client address",
+        );
+      }
+      return formatAddress(address);
+    }
+    const peer = remote?.transport === "tcp" || remote?.transport === "udp"
+      ? parseAddress(remote.hostname)
+      : undefined;
+    if (!peer) throw new Error("Connection has no peer address");
+    if (trustedProxies.length === 0) return formatAddress(peer);
+    const header = c.req.header(forwardedHeader);
+    const hops = header === undefined ? [] : split(header);
+    return formatAddress(resolveClient(peer, hops, trustedProxies));
+  }
+
+  const app = new Hono();
+
+  if (logger.enabled("debug")) {
+    app.use(async (c, next) => {
+      const start = performance.now();
+      await next();
+      logger.debug("request", {
+        request_id: c.res.headers.get("x-request-id"),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - start) * 1000) / 1000,
+      });
+    });
+  }
+
+  app.get("/", (c) => {
+    const id = requestIdOf(c.req.raw);
+    const format = formatOf(c, ["json", "html"], "json");
+    const ip = clientIp(c, id);
+    const timestamp = formatTimestamp(new Date());
+    if (format === "html") {
+      return reply(
+        renderPage({ ip, timestamp, version: options.version }),
+        200,
+        HTML_TYPE,
+        id,
+        { ...vary, "content-security-policy": PAGE_CSP },
+      );
+    }
+    return reply(JSON.stringify({ timestamp, ip }), 200, JSON_TYPE, id, vary);
+  });
+
+  app.get("/ip", (c) => {
+    const id = requestIdOf(c.req.raw);
+    const format = formatOf(c, ["text", "json"], "text");
+    const ip = clientIp(c, id);
+    return format === "json"
+      ? reply(JSON.stringify({ ip }), 200, JSON_TYPE, id, vary)
+      : reply(ip + "\n", 200, TEXT_TYPE, id, vary);
+  });
+
+  app.get("/timestamp", (c) => {
+    const id = requestIdOf(c.req.raw);
+    const format = formatOf(c, ["text", "json"], "text");
+    const now = new Date();
+    const timestamp = formatTimestamp(now);
+    return format === "json"
+      ? reply(
+        JSON.stringify({ timestamp, unix_ms: now.getTime() }),
+        200,
+        JSON_TYPE,
+        id,
+        vary,
+      )
+      : reply(timestamp + "\n", 200, TEXT_TYPE, id, vary);
+  });
+
+  app.get(
+    "/healthz",
+    (c) => reply('{"status":"ok"}', 200, JSON_TYPE, requestIdOf(c.req.raw)),
+  );
+
+  app.get(
+    "/openapi.json",
+    (c) => reply(openApi, 200, JSON_TYPE, requestIdOf(c.req.raw)),
+  );
+
+  // Static files: nginx serves them in the stack; this covers `deno task dev`.
+  app.get("/:file{favicon\\.ico|robots\\.txt}", (c) => staticFile(c));
+  app.get("/static/:file", (c) => staticFile(c));
+
+  function staticFile(c: Context): Response {
+    const file = STATIC_FILES.get(c.req.path);
+    const id = requestIdOf(c.req.raw);
+    if (!file) return error(404, "Not found", id);
+    return reply(file.body, 200, file.type, id, {
+      "cache-control": file.cacheControl,
+    });
+  }
+
+  app.options("*", (c) => {
+    const id = requestIdOf(c.req.raw);
+    if (!isKnownPath(c.req.path)) return error(404, "Not found", id);
+    return reply(null, 204, null, id, {
+      "access-control-allow-methods": "GET, HEAD",
+      "access-control-allow-headers": "*",
+      "access-control-max-age": "86400",
+    });
+  });
+
+  app.all("*", (c) => {
+    const id = requestIdOf(c.req.raw);
+    if (!isKnownPath(c.req.path)) return error(404, "Not found", id);
+    return error(405, `Method ${c.req.method} not allowed`, id, {
+      allow: ALLOW,
+    });
+  });
+
+  app.onError((err, c) => {
+    const id = requestIdOf(c.req.raw);
+    if (err instanceof ClientError) return error(err.status, err.message, id);
+    logger.error("request failed", {
+      request_id: id,
+      method: c.req.method,
+      path: c.req.path,
+      error: String(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    });
+    return error(500, "Internal server error", id);
+  });
+
+  return app;
+}
+
+function isKnownPath(path: string): boolean {
+  return ROUTES.includes(path) || STATIC_FILES.has(path);
+}
+
+/** The page's policy: its own script and style only, nothing inline. */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");

@@ -1,0 +1,208 @@
+/**
+ * Configuration from the environment, validated once at start.
+ *
+ * Every default lives here; `permissions.ts`, `main.ts` and `stack.ts` read
+ * them from this module so that no other file repeats a default.
+ *
+ * @module
+ */
+import ipaddr from "ipaddr.js";
+import { type AddressRange, parseRange } from "./client_ip.ts";
+
+/** Reads one environment variable (`Deno.env.get` or a test's map). */
+export type EnvReader = (name: string) => string | undefined;
+
+/** A setting that failed validation; `main.ts` prints it and exits 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Log levels, least to most severe. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** Which forwarding header a trusted proxy writes. */
+export const FORWARDED_HEADERS = ["x-forwarded-for", "forwarded"] as const;
+/** One of {@linkcode FORWARDED_HEADERS}. */
+export type ForwardedHeader = typeof FORWARDED_HEADERS[number];
+
+/** The variables the service (one worker) reads. */
+export const SERVICE_ENV = [
+  "HOST",
+  "PORT",
+  "SOCKET",
+  "TRUSTED_PROXIES",
+  "FORWARDED_HEADER",
+  "LOG_LEVEL",
+] as const;
+
+/** The variables the stack supervisor reads, on top of the service's. */
+export const STACK_ENV = [
+  "PORT",
+  "WORKERS",
+  "RUNTIME_DIR",
+  "RATE_LIMIT",
+  "TRUSTED_PROXIES",
+  "FORWARDED_HEADER",
+  "LOG_LEVEL",
+] as const;
+
+/** Defaults for every setting, in one place. */
+export const DEFAULTS = {
+  host: "0.0.0.0",
+  port: 8000,
+  logLevel: "info" as LogLevel,
+  forwardedHeader: "x-forwarded-for" as ForwardedHeader,
+  stackPort: 8080,
+  runtimeDir: "/tmp/ip-timestamp",
+  /** Requests per second per client address at the stack's edge. */
+  rateLimit: 50,
+  /** Seconds a draining process may take before it is stopped hard. */
+  drainSeconds: 10,
+};
+
+/** The settings of one service process. */
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** Listen on this Unix socket instead of TCP. */
+  socket?: string;
+  trustedProxies: AddressRange[];
+  forwardedHeader: ForwardedHeader;
+  logLevel: LogLevel;
+}
+
+/** The settings of the nginx + workers stack. */
+export interface StackConfig {
+  port: number;
+  workers: number;
+  runtimeDir: string;
+  /** Requests per second per client address; 0 turns the limit off. */
+  rateLimit: number;
+  /** The raw entries, already validated, rendered into nginx. */
+  trustedProxies: string[];
+  logLevel: LogLevel;
+}
+
+function integer(
+  env: EnvReader,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const raw = env(name);
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(
+      `Invalid ${name} ${
+        JSON.stringify(raw)
+      }: expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return Number(raw);
+}
+
+function oneOf<T extends string>(
+  env: EnvReader,
+  name: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const raw = env(name);
+  if (raw === undefined || raw === "") return fallback;
+  const value = raw.toLowerCase() as T;
+  if (!choices.includes(value)) {
+    throw new ConfigError(
+      `Invalid ${name} ${JSON.stringify(raw)}: expected one of ${
+        choices.join(", ")
+      }`,
+    );
+  }
+  return value;
+}
+
+function absolutePath(env: EnvReader, name: string): string | undefined {
+  const raw = env(name);
+  if (raw === undefined || raw === "") return undefined;
+  // The path also goes into permission flags and nginx config: keep it plain.
+  if (!/^\/[A-Za-z0-9._\/-]+$/.test(raw) || raw.split("/").includes("..")) {
+    throw new ConfigError(
+      `Invalid ${name} ${
+        JSON.stringify(raw)
+      }: expected an absolute path of letters, digits, '.', '_', '-' and '/'`,
+    );
+  }
+  return raw.length > 1 ? raw.replace(/\/+$/, "") : raw;
+}
+
+function trustedEntries(env: EnvReader): string[] {
+  const raw = env("TRUSTED_PROXIES") ?? "";
+  const entries = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const entry of entries) {
+    try {
+      parseRange(entry);
+    } catch {
+      throw new ConfigError(
+        `Invalid TRUSTED_PROXIES entry ${
+          JSON.stringify(entry)
+        }: expected an IP address or CIDR range such as 10.0.0.0/8`,
+      );
+    }
+  }
+  return entries;
+}
+
+/** Reads and validates the service's settings; throws {@linkcode ConfigError}. */
+export function loadServiceConfig(env: EnvReader): ServiceConfig {
+  const host = env("HOST") || DEFAULTS.host;
+  if (host !== "localhost" && !ipaddr.isValid(host)) {
+    throw new ConfigError(
+      `Invalid HOST ${
+        JSON.stringify(host)
+      }: expected an IP address or localhost`,
+    );
+  }
+  return {
+    host,
+    port: integer(env, "PORT", DEFAULTS.port, 1, 65535),
+    socket: absolutePath(env, "SOCKET"),
+    trustedProxies: trustedEntries(env).map(parseRange),
+    forwardedHeader: oneOf(
+      env,
+      "FORWARDED_HEADER",
+      FORWARDED_HEADERS,
+      DEFAULTS.forwardedHeader,
+    ),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
+  };
+}
+
+/** Reads and validates the stack's settings; throws {@linkcode ConfigError}. */
+export function loadStackConfig(
+  env: EnvReader,
+  cpus: number = navigator.hardwareConcurrency,
+): StackConfig {
+  const header = oneOf(
+    env,
+    "FORWARDED_HEADER",
+    FORWARDED_HEADERS,
+    DEFAULTS.forwardedHeader,
+  );
+  if (header !== "x-forwarded-for") {
+    throw new ConfigError(
+      `Invalid FORWARDED_HEADER ${
+        JSON.stringify(header)
+      }: behind nginx only x-forwarded-for is supported (nginx resolves the client address)`,
+    );
+  }
+  return {
+    port: integer(env, "PORT", DEFAULTS.stackPort, 1, 65535),
+    workers: integer(env, "WORKERS", cpus, 1, 64),
+    runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? DEFAULTS.runtimeDir,
+    rateLimit: integer(env, "RATE_LIMIT", DEFAULTS.rateLimit, 0, 1_000_000),
+    trustedProxies: trustedEntries(env),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
+  };
+}

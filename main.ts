@@ -1,0 +1,154 @@
+/**
+ * The service process: validates its settings, serves the app on TCP or a
+ * Unix socket, and drains on SIGTERM/SIGINT.
+ *
+ * Run it with `deno task start` (production flags) or `deno task dev`.
+ *
+ * @module
+ */
+import meta from "./deno.json" with { type: "json" };
+import { createApp } from "./app.ts";
+import {
+  ConfigError,
+  DEFAULTS,
+  loadServiceConfig,
+  type ServiceConfig,
+} from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+/** The service's version, from `deno.json`. */
+export const VERSION: string = meta.version;
+
+// A socket file left by a crash is removed; a live socket or any other kind
+// of file is never touched.
+async function clearStaleSocket(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (!info.isSocket) {
+    throw new ConfigError(
+      `Invalid SOCKET ${
+        JSON.stringify(path)
+      }: a file that is not a socket is in the way`,
+    );
+  }
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+  } catch {
+    await Deno.remove(path);
+    return;
+  }
+  throw new ConfigError(
+    `Invalid SOCKET ${
+      JSON.stringify(path)
+    }: another process is listening there`,
+  );
+}
+
+/** Serves the app until {@linkcode Deno.HttpServer.shutdown}. */
+export async function serve(
+  config: ServiceConfig,
+  logger: Logger,
+): Promise<Deno.HttpServer<Deno.Addr>> {
+  const app = createApp({
+    trustedProxies: config.trustedProxies,
+    forwardedHeader: config.forwardedHeader,
+    logger,
+    version: VERSION,
+  });
+  const common = {
+    onListen(addr: Deno.Addr) {
+      logger.info("listening", { address: addr, version: VERSION });
+    },
+    onError(err: unknown) {
+      logger.error("unhandled error", { error: String(err) });
+      return new Response('{"error":"Internal server error"}\n', {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    },
+  };
+  if (config.socket) {
+    await clearStaleSocket(config.socket);
+    const server = Deno.serve({ ...common, path: config.socket }, app.fetch);
+    // Only the service's user and group (nginx) may connect.
+    await Deno.chmod(config.socket, 0o660);
+    return server;
+  }
+  return Deno.serve(
+    { ...common, hostname: config.host, port: config.port },
+    app.fetch,
+  );
+}
+
+function listenError(err: unknown, config: ServiceConfig): string | undefined {
+  const where = config.socket
+    ? `SOCKET ${config.socket}`
+    : `HOST ${config.host} and PORT ${config.port}`;
+  if (err instanceof Deno.errors.NotCapable) {
+    return `Cannot listen on ${where}: not allowed by this process's permission flags (start it with deno task start, or rebuild the executable with these settings)`;
+  }
+  if (err instanceof Deno.errors.AddrInUse) {
+    return `Cannot listen on ${where}: the address is in use`;
+  }
+  if (err instanceof Deno.errors.AddrNotAvailable) {
+    return `Cannot listen on ${where}: the address is not available here`;
+  }
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  let config: ServiceConfig;
+  try {
+    config = loadServiceConfig((name) => Deno.env.get(name));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    createLogger("error").error(err.message);
+    Deno.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  let server: Deno.HttpServer<Deno.Addr>;
+  try {
+    server = await serve(config, logger);
+  } catch (err) {
+    const message = err instanceof ConfigError
+      ? err.message
+      : listenError(err, config);
+    if (message === undefined) throw err;
+    logger.error(message);
+    Deno.exit(2);
+  }
+
+  let stopping = false;
+  async function stop(signal: Deno.Signal): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const deadline = setTimeout(() => {
+      logger.error("draining took too long; exiting", {
+        seconds: DEFAULTS.drainSeconds,
+      });
+      Deno.exit(1);
+    }, DEFAULTS.drainSeconds * 1000);
+    await server.shutdown();
+    if (config.socket) await Deno.remove(config.socket).catch(() => {});
+    clearTimeout(deadline);
+    logger.info("stopped");
+    Deno.exit(0);
+  }
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    try {
+      Deno.addSignalListener(signal, () => stop(signal));
+    } catch {
+      // Windows has no SIGTERM; Ctrl+C still arrives as SIGINT there.
+    }
+  }
+  await server.finished;
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,104 @@
+/**
+ * Renders `nginx/nginx.conf` from the stack's settings.
+ *
+ * @module
+ */
+import template from "./nginx/nginx.conf" with { type: "text" };
+import type { StackConfig } from "./config.ts";
+import { workerSocket } from "./permissions.ts";
+
+/** Facts about the machine that the config depends on. */
+export interface NginxHost {
+  /** `user ...;` when the master runs as root, so workers drop privileges. */
+  user?: string;
+  /** Whether to listen on IPv6 too. */
+  ipv6: boolean;
+}
+
+/** nginx's own error answers, by the status nginx raises. */
+export const NGINX_ERRORS: Record<number, [number, string]> = {
+  400: [400, "Bad request"],
+  404: [404, "Not found"],
+  405: [405, "Method not allowed"],
+  408: [408, "Request timeout"],
+  413: [413, "Request body too large: the API takes no body"],
+  414: [414, "URI too long"],
+  429: [429, "Too many requests"],
+  // nginx's internal code for oversized headers, answered as 431.
+  494: [431, "Request header fields too large"],
+  500: [500, "Internal server error"],
+  502: [502, "Bad gateway"],
+  503: [503, "Service unavailable"],
+  504: [504, "Gateway timeout"],
+};
+
+// URI locations, not named ones: nginx cannot redirect a request whose
+// request line it could not parse to a named location.
+function errorPages(): string {
+  const lines: string[] = [];
+  for (const [raised, [status]] of Object.entries(NGINX_ERRORS)) {
+    lines.push(`error_page ${raised} =${status} /_errors/${status};`);
+  }
+  for (const [status, message] of new Map(Object.values(NGINX_ERRORS))) {
+    const extra = status === 429
+      ? ['add_header Retry-After "1" always;']
+      : status === 405
+      ? ['add_header Allow "GET, HEAD, OPTIONS" always;']
+      : [];
+    lines.push(
+      `location = /_errors/${status} {`,
+      "  internal;",
+      "  types { }",
+      "  default_type application/json;",
+      '  add_header Cache-Control "no-store" always;',
+      '  add_header Access-Control-Allow-Origin "*" always;',
+      '  add_header X-Content-Type-Options "nosniff" always;',
+      '  add_header X-Request-Id "$req_id" always;',
+      ...extra.map((line) => "  " + line),
+      `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
+      "}",
+    );
+  }
+  return lines.map((line) => "    " + line).join("\n");
+}
+
+/** Fills the template; every field is validated config, never raw input. */
+export function renderNginxConfig(
+  config: StackConfig,
+  host: NginxHost,
+): string {
+  const dir = config.runtimeDir;
+  const rate = config.rateLimit;
+  const fields: Record<string, string> = {
+    USER: host.user ? `user ${host.user};` : "",
+    RUNTIME_DIR: dir,
+    PORT: String(config.port),
+    LISTEN_IPV6: host.ipv6
+      ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
+      : "",
+    REAL_IP: config.trustedProxies.length === 0 ? "" : [
+      ...config.trustedProxies.map((p) => `  set_real_ip_from ${p};`),
+      "  real_ip_header X-Forwarded-For;",
+      "  real_ip_recursive on;",
+    ].join("\n"),
+    RATE_LIMIT_ZONE: rate === 0 ? "" : [
+      `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
+      "  limit_req_status 429;",
+      "  limit_req_log_level warn;",
+    ].join("\n"),
+    RATE_LIMIT: rate === 0
+      ? ""
+      : `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
+    UPSTREAMS: Array.from(
+      { length: config.workers },
+      (_, i) =>
+        `    server unix:${workerSocket(dir, i)} max_fails=1 fail_timeout=2s;`,
+    ).join("\n"),
+    ERROR_PAGES: errorPages(),
+  };
+  const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {
+    if (!(name in fields)) throw new Error(`Unknown template field ${name}`);
+    return fields[name];
+  });
+  return text;
+}

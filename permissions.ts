@@ -1,0 +1,92 @@
+/**
+ * The permission flags, in one place. `deno task flags` prints the flags of
+ * the service for the current environment (`deno task start`, `dev`,
+ * `compile`), `deno task flags stack` those of the supervisor; the
+ * supervisor imports {@linkcode serviceFlags} for each worker it starts.
+ *
+ * @module
+ */
+import {
+  ConfigError,
+  loadServiceConfig,
+  loadStackConfig,
+  SERVICE_ENV,
+  type ServiceConfig,
+  STACK_ENV,
+  type StackConfig,
+} from "./config.ts";
+
+/** Flags that keep every process from fetching or resolving code at start. */
+export const FROZEN_FLAGS = ["--cached-only", "--frozen"];
+
+/** Where the stack keeps the workers' sockets. */
+export function socketDir(runtimeDir: string): string {
+  return `${runtimeDir}/sockets`;
+}
+
+/** The socket path of worker `index`. */
+export function workerSocket(runtimeDir: string, index: number): string {
+  return `${socketDir(runtimeDir)}/worker-${index}.sock`;
+}
+
+/**
+ * The service's flags: the env variables it reads, and either the exact
+ * socket path (net, read, write) or the exact listen address.
+ */
+export function serviceFlags(config: Partial<ServiceConfig>): string[] {
+  const flags = [...FROZEN_FLAGS, `--allow-env=${SERVICE_ENV.join(",")}`];
+  if (config.socket) {
+    const s = config.socket;
+    flags.push(
+      `--allow-net=unix:${s}`,
+      `--allow-read=${s}`,
+      `--allow-write=${s}`,
+    );
+  } else if (config.host && config.port) {
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    flags.push(`--allow-net=${host}:${config.port}`);
+  }
+  return flags;
+}
+
+/**
+ * The supervisor's flags: its runtime directory, the nginx and deno
+ * executables, and its own uid to decide how nginx drops privileges.
+ */
+export function stackFlags(config: StackConfig, denoPath: string): string[] {
+  const dir = config.runtimeDir;
+  return [
+    ...FROZEN_FLAGS,
+    `--allow-env=${STACK_ENV.join(",")}`,
+    `--allow-read=${dir},/etc/group,/proc/net/if_inet6`,
+    `--allow-write=${dir}`,
+    // Exact paths: a directory does not scope unix connects.
+    `--allow-net=${
+      Array.from(
+        { length: config.workers },
+        (_, i) => `unix:${workerSocket(dir, i)}`,
+      ).join(",")
+    }`,
+    `--allow-run=nginx,${denoPath}`,
+    "--allow-sys=uid",
+  ];
+}
+
+if (import.meta.main) {
+  const env = (name: string) => Deno.env.get(name);
+  let flags: string[];
+  try {
+    flags = Deno.args[0] === "stack"
+      ? stackFlags(loadStackConfig(env), Deno.execPath())
+      : serviceFlags(loadServiceConfig(env));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // Enough for the program itself to read and report the bad setting.
+    flags = [
+      `--allow-env=${
+        (Deno.args[0] === "stack" ? STACK_ENV : SERVICE_ENV).join(",")
+      }`,
+    ];
+  }
+  console.log(flags.join(" "));
+}
