@@ -1,0 +1,82 @@
+// Settings: defaults, validation, and the one-line errors that stop a start.
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  DEFAULTS,
+  loadServiceConfig,
+  loadStackConfig,
+} from "./config.ts";
+
+const env = (vars: Record<string, string>) => (name: string) => vars[name];
+
+Deno.test("defaults apply when nothing is set", () => {
+  const service = loadServiceConfig(env({}));
+  assert.equal(service.host, DEFAULTS.host);
+  assert.equal(service.port, DEFAULTS.port);
+  assert.equal(service.socket, undefined);
+  assert.deepEqual(service.trustedProxies, []);
+  const stack = loadStackConfig(env({}), 3);
+  assert.equal(stack.port, 8080);
+  assert.equal(stack.workers, 3, "one worker per CPU by default");
+  assert.equal(stack.rateLimit, DEFAULTS.rateLimit);
+});
+
+Deno.test("bad settings are refused with a message naming the variable", () => {
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ PORT: "0" }, /^Invalid PORT "0"/],
+    [{ PORT: "65536" }, /^Invalid PORT/],
+    [{ PORT: "80a" }, /^Invalid PORT/],
+    [{ PORT: "-1" }, /^Invalid PORT/],
+    [{ HOST: "example.com" }, /^Invalid HOST/],
+    [{ SOCKET: "relative.sock" }, /^Invalid SOCKET/],
+    [{ SOCKET: "/tmp/a b.sock" }, /^Invalid SOCKET/],
+    [{ SOCKET: "/tmp/../etc/x" }, /^Invalid SOCKET/],
+    [
+      { TRUSTED_PROXIES: "10.0.0.0/8,nope" },
+      /^Invalid TRUSTED_PROXIES entry "nope"/,
+    ],
+    [{ TRUSTED_PROXIES: "10.0.0.0/33" }, /^Invalid TRUSTED_PROXIES/],
+    [
+      { LOG_LEVEL: "verbose" },
+      /^Invalid LOG_LEVEL "verbose": expected one of debug, info, warn, error/,
+    ],
+    [{ FORWARDED_HEADER: "x-real-ip" }, /^Invalid FORWARDED_HEADER/],
+  ];
+  for (const [vars, message] of bad) {
+    assert.throws(() => loadServiceConfig(env(vars)), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, message);
+      return true;
+    });
+  }
+  for (
+    const [vars, message] of [
+      [{ WORKERS: "0" }, /^Invalid WORKERS/],
+      [{ RATE_LIMIT: "fast" }, /^Invalid RATE_LIMIT/],
+      [{ RUNTIME_DIR: "tmp" }, /^Invalid RUNTIME_DIR/],
+      [{ FORWARDED_HEADER: "forwarded" }, /only x-forwarded-for/],
+    ] as [Record<string, string>, RegExp][]
+  ) {
+    assert.throws(() => loadStackConfig(env(vars)), { message });
+  }
+});
+
+Deno.test("good settings are read as given", () => {
+  const c = loadServiceConfig(env({
+    HOST: "::",
+    PORT: "9000",
+    SOCKET: "/run/its/w.sock",
+    TRUSTED_PROXIES: " 10.0.0.0/8 , ::1 ",
+    LOG_LEVEL: "DEBUG",
+    FORWARDED_HEADER: "forwarded",
+  }));
+  assert.equal(c.port, 9000);
+  assert.equal(c.socket, "/run/its/w.sock");
+  assert.equal(c.trustedProxies.length, 2);
+  assert.equal(c.logLevel, "debug");
+  assert.equal(c.forwardedHeader, "forwarded");
+  assert.equal(
+    loadStackConfig(env({ RUNTIME_DIR: "/tmp/x/" })).runtimeDir,
+    "/tmp/x",
+  );
+});

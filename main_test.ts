@@ -1,0 +1,371 @@
+// The API contract, in-process through `app.request()`.
+import assert from "node:assert/strict";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { createApp, formatTimestamp, PAGE_CSP, ROUTES } from "./app.ts";
+import { parseRange } from "./client_ip.ts";
+import type { ForwardedHeader } from "./config.ts";
+import { createLogger } from "./log.ts";
+import { VERSION } from "./main.ts";
+import { STATIC_PATHS } from "./test_util.ts";
+
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$/;
+
+function tcp(hostname: string): Deno.ServeHandlerInfo {
+  return {
+    remoteAddr: { transport: "tcp", hostname, port: 40000 },
+    completed: Promise.resolve(),
+  };
+}
+const UNIX = {
+  remoteAddr: { transport: "unix", path: "" },
+  completed: Promise.resolve(),
+} as unknown as Deno.ServeHandlerInfo;
+
+function app(
+  trusted: string[] = [],
+  header: ForwardedHeader = "x-forwarded-for",
+) {
+  return createApp({
+    trustedProxies: trusted.map(parseRange),
+    forwardedHeader: header,
+    logger: createLogger("error"),
+    version: VERSION,
+  });
+}
+
+async function get(
+  path: string,
+  headers: Record<string, string> = {},
+  info: Deno.ServeHandlerInfo = tcp("203.0.113.7"),
+  method = "GET",
+) {
+  const res = await app().request(path, { method, headers }, info);
+  return { res, body: await res.text() };
+}
+
+Deno.test("GET / answers exactly timestamp and ip as JSON", async () => {
+  const before = Date.now();
+  const { res, body } = await get("/");
+  const after = Date.now();
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  const json = JSON.parse(body);
+  assert.deepEqual(Object.keys(json), ["timestamp", "ip"]);
+  assert.equal(json.ip, "203.0.113.7");
+  assert.match(json.timestamp, TIMESTAMP);
+  const t = Date.parse(json.timestamp);
+  assert.ok(t >= before && t <= after, "timestamp is read per request");
+});
+
+Deno.test("timestamps are UTC with three fractional digits, never Z", () => {
+  for (
+    const [ms, text] of [
+      [0, "1970-01-01T00:00:00.000+00:00"],
+      [1765542896789, "2025-12-12T12:34:56.789+00:00"],
+      [1765542896000, "2025-12-12T12:34:56.000+00:00"],
+      [951782400001, "2000-02-29T00:00:00.001+00:00"],
+    ] as const
+  ) {
+    assert.equal(formatTimestamp(new Date(ms)), text);
+  }
+});
+
+Deno.test("GET /ip is plain text by default and JSON when asked", async () => {
+  let { res, body } = await get("/ip");
+  assert.equal(body, "203.0.113.7\n");
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  ({ res, body } = await get("/ip", { accept: "application/json" }));
+  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7" });
+  ({ body } = await get("/ip?format=json"));
+  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7" });
+  ({ body } = await get("/ip", { accept: "*/*" }));
+  assert.equal(body, "203.0.113.7\n");
+});
+
+Deno.test("GET /timestamp gives text, or JSON with unix_ms", async () => {
+  let { body } = await get("/timestamp");
+  assert.match(body.trimEnd(), TIMESTAMP);
+  assert.ok(body.endsWith("\n"));
+  ({ body } = await get("/timestamp", { accept: "application/json" }));
+  const json = JSON.parse(body);
+  assert.deepEqual(Object.keys(json), ["timestamp", "unix_ms"]);
+  assert.equal(Date.parse(json.timestamp), json.unix_ms);
+});
+
+Deno.test("an unknown format is a 400 JSON error", async () => {
+  const { res, body } = await get("/ip?format=xml");
+  assert.equal(res.status, 400);
+  assert.match(JSON.parse(body).error, /Unsupported format "xml"/);
+});
+
+Deno.test("GET /healthz is ok", async () => {
+  const { res, body } = await get("/healthz");
+  assert.equal(res.status, 200);
+  assert.deepEqual(JSON.parse(body), { status: "ok" });
+});
+
+Deno.test("every answer carries the fixed headers, errors included", async () => {
+  const cases: [string, string, number][] = [
+    ...ROUTES.map((p) => ["GET", p, 200] as [string, string, number]),
+    ...ROUTES.map((p) => ["HEAD", p, 200] as [string, string, number]),
+    ...ROUTES.map((p) => ["OPTIONS", p, 204] as [string, string, number]),
+    ...ROUTES.map((p) => ["DELETE", p, 405] as [string, string, number]),
+    ...STATIC_PATHS.map((p) => ["GET", p, 200] as [string, string, number]),
+    ["GET", "/nope", 404],
+    ["POST", "/nope", 404],
+    ["GET", "/static/nope.js", 404],
+    ["GET", "/ip?format=bad", 400],
+  ];
+  for (const [method, path, status] of cases) {
+    const { res } = await get(path, {}, tcp("203.0.113.7"), method);
+    const what = `${method} ${path}`;
+    assert.equal(res.status, status, what);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*", what);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff", what);
+    assert.match(res.headers.get("x-request-id") ?? "", /^[\w-]{8,}$/, what);
+    assert.equal(res.headers.get("server"), null, what);
+    assert.equal(res.headers.get("x-powered-by"), null, what);
+    if (!STATIC_PATHS.includes(path) || status !== 200) {
+      assert.equal(res.headers.get("cache-control"), "no-store", what);
+    }
+  }
+});
+
+Deno.test("Vary: Accept is set where the body depends on it", async () => {
+  for (const path of ["/", "/ip", "/timestamp"]) {
+    assert.equal((await get(path)).res.headers.get("vary"), "Accept", path);
+  }
+});
+
+Deno.test("HEAD has the headers of GET and no body", async () => {
+  const head = await get("/ip", {}, tcp("203.0.113.7"), "HEAD");
+  assert.equal(head.res.status, 200);
+  assert.equal(head.body, "");
+  assert.equal(
+    head.res.headers.get("content-type"),
+    "text/plain; charset=utf-8",
+  );
+});
+
+Deno.test("OPTIONS is a CORS preflight allowing GET and HEAD", async () => {
+  const { res, body } = await get(
+    "/",
+    {
+      origin: "https://example.com",
+      "access-control-request-method": "GET",
+    },
+    tcp("203.0.113.7"),
+    "OPTIONS",
+  );
+  assert.equal(res.status, 204);
+  assert.equal(body, "");
+  assert.equal(res.headers.get("access-control-allow-methods"), "GET, HEAD");
+  assert.equal(res.headers.get("access-control-allow-credentials"), null);
+});
+
+Deno.test("another method on a known path is 405 with Allow", async () => {
+  for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+    const { res, body } = await get("/ip", {}, tcp("203.0.113.7"), method);
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get("allow"), "GET, HEAD, OPTIONS");
+    assert.match(JSON.parse(body).error, new RegExp(method));
+  }
+});
+
+Deno.test("an unknown path is a 404 JSON error", async () => {
+  const { res, body } = await get("/wp-login.php");
+  assert.equal(res.status, 404);
+  assert.deepEqual(JSON.parse(body), { error: "Not found" });
+});
+
+Deno.test("a failure is a 500 with no internals; the log has the details", async () => {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (line: string) => lines.push(line);
+  try {
+    const failing = createApp({
+      trustedProxies: [],
+      forwardedHeader: "x-forwarded-for",
+      logger: createLogger("info"),
+      version: VERSION,
+    });
+    // No connection info at all: the address cannot be known.
+    const res = await failing.request("/", {
+      headers: { "x-request-id": "trace-123" },
+    });
+    assert.equal(res.status, 500);
+    const body = await res.text();
+    assert.deepEqual(JSON.parse(body), { error: "Internal server error" });
+    assert.doesNotMatch(body, /at |\.ts|Error:/);
+    assert.equal(res.headers.get("x-request-id"), "trace-123");
+  } finally {
+    console.error = original;
+  }
+  const logged = JSON.parse(lines[0]);
+  assert.equal(logged.request_id, "trace-123");
+  assert.match(logged.stack, /app\.ts/);
+});
+
+Deno.test("a sane X-Request-Id is reused, anything else replaced", async () => {
+  let { res } = await get("/", { "x-request-id": "abc-123.DEF_4:5" });
+  assert.equal(res.headers.get("x-request-id"), "abc-123.DEF_4:5");
+  for (const bad of ["a b", "<script>", "x".repeat(129), "é"]) {
+    ({ res } = await get("/", { "x-request-id": bad }));
+    const id = res.headers.get("x-request-id")!;
+    assert.notEqual(id, bad);
+    assert.match(id, /^[0-9a-f-]{36}$/);
+  }
+});
+
+Deno.test("behind the Unix socket, X-Real-IP is the address, normalized", async () => {
+  for (
+    const [given, shown] of [
+      ["198.51.100.4", "198.51.100.4"],
+      ["2001:DB8:0:0::1", "2001:db8::1"],
+      ["::ffff:192.0.2.1", "192.0.2.1"],
+      ["fe80::1%eth0", "fe80::1"],
+    ]
+  ) {
+    const { body } = await get("/ip", { "x-real-ip": given }, UNIX);
+    assert.equal(body, shown + "\n");
+  }
+});
+
+Deno.test("behind the Unix socket, a missing or bad X-Real-IP is an error, never echoed", async () => {
+  const original = console.error;
+  const lines: string[] = [];
+  console.error = (l: string) => lines.push(l);
+  try {
+    for (
+      const given of [
+        undefined,
+        "",
+        "unknown",
+        "1.2.3.4, 5.6.7.8",
+        "<b>1.2.3.4</b>",
+        "1.2.3.4:80",
+      ]
+    ) {
+      const headers: Record<string, string> = given === undefined
+        ? {}
+        : { "x-real-ip": given };
+      const { res, body } = await get("/", headers, UNIX);
+      assert.equal(res.status, 400, String(given));
+      assert.deepEqual(JSON.parse(body), {
+        error: "The proxy did not supply a valid client address",
+      });
+    }
+    // Routes that do not need the address still answer.
+    assert.equal((await get("/timestamp", {}, UNIX)).res.status, 200);
+  } finally {
+    console.error = original;
+  }
+  assert.ok(lines.some((l) => l.includes("no valid X-Real-IP")));
+});
+
+Deno.test("over TCP, forwarding headers are ignored unless the peer is trusted", async () => {
+  const spoof = {
+    "x-forwarded-for": "1.1.1.1",
+    "x-real-ip": "2.2.2.2",
+    forwarded: "for=3.3.3.3",
+    "cf-connecting-ip": "4.4.4.4",
+    "true-client-ip": "5.5.5.5",
+  };
+  let res = await app().request("/ip", { headers: spoof }, tcp("203.0.113.7"));
+  assert.equal(await res.text(), "203.0.113.7\n");
+  res = await app(["10.0.0.0/8"]).request(
+    "/ip",
+    { headers: spoof },
+    tcp("203.0.113.7"),
+  );
+  assert.equal(await res.text(), "203.0.113.7\n");
+  res = await app(["10.0.0.0/8"]).request(
+    "/ip",
+    { headers: spoof },
+    tcp("10.1.2.3"),
+  );
+  assert.equal(await res.text(), "1.1.1.1\n");
+  res = await app(["10.0.0.0/8"], "forwarded").request("/ip", {
+    headers: spoof,
+  }, tcp("10.1.2.3"));
+  assert.equal(await res.text(), "3.3.3.3\n");
+});
+
+Deno.test("over TCP, the peer address is normalized", async () => {
+  for (
+    const [peer, shown] of [
+      ["::1", "::1"],
+      ["::ffff:127.0.0.1", "127.0.0.1"],
+      ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+    ]
+  ) {
+    const res = await app().request("/ip", {}, tcp(peer));
+    assert.equal(await res.text(), shown + "\n");
+  }
+});
+
+Deno.test("the OpenAPI document is valid 3.1 and lists every route", async () => {
+  const { res, body } = await get("/openapi.json");
+  assert.equal(res.status, 200);
+  const doc = JSON.parse(body);
+  const validator = new Validator();
+  const result = await validator.validate(doc);
+  assert.equal(result.valid, true, JSON.stringify(result.errors));
+  assert.equal(validator.version, "3.1");
+  assert.deepEqual(Object.keys(doc.paths).sort(), [...ROUTES].sort());
+  assert.equal(doc.info.version, VERSION);
+});
+
+Deno.test("GET / negotiates: browsers get HTML, everyone else JSON", async () => {
+  const browser =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+  let { res, body } = await get("/", { accept: browser });
+  assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(res.headers.get("content-security-policy"), PAGE_CSP);
+  assert.match(body, /<output id="ip">203\.0\.113\.7<\/output>/);
+  assert.doesNotMatch(
+    body,
+    /<script>|<style>|style=/,
+    "no inline script or style",
+  );
+  for (const accept of [undefined, "*/*", "application/json", "text/plain"]) {
+    ({ res, body } = await get("/", accept ? { accept } : {}));
+    assert.equal(
+      res.headers.get("content-type"),
+      "application/json",
+      String(accept),
+    );
+    assert.deepEqual(Object.keys(JSON.parse(body)), ["timestamp", "ip"]);
+  }
+  ({ res } = await get("/?format=json", { accept: browser }));
+  assert.equal(res.headers.get("content-type"), "application/json");
+});
+
+Deno.test("the page escapes what it shows", async () => {
+  const { renderPage } = await import("./page.ts");
+  const html = renderPage({
+    ip: '<img src=x onerror="1">',
+    timestamp: "t",
+    version: "v",
+  });
+  assert.ok(!html.includes("<img"));
+  assert.ok(html.includes("&lt;img src=x onerror=&quot;1&quot;&gt;"));
+});
+
+Deno.test("static files are served with their types and long caching", async () => {
+  const { res, body } = await get("/static/app.js");
+  assert.equal(
+    res.headers.get("content-type"),
+    "text/javascript; charset=utf-8",
+  );
+  assert.match(res.headers.get("cache-control")!, /max-age=31536000/);
+  assert.match(body, /fetch\("\/timestamp\?format=json"/);
+  const icon = await app().request("/favicon.ico", {}, tcp("203.0.113.7"));
+  assert.equal(icon.headers.get("content-type"), "image/x-icon");
+  assert.deepEqual([...new Uint8Array(await icon.arrayBuffer()).slice(0, 4)], [
+    0,
+    0,
+    1,
+    0,
+  ]);
+});

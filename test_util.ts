@@ -1,0 +1,229 @@
+/**
+ * Helpers shared by the tests that run real processes.
+ *
+ * @module
+ */
+import { STATIC_FILES } from "./static_files.ts";
+
+/** The project directory (where `deno.json` is). */
+export const PROJECT_DIR = new URL(".", import.meta.url).pathname;
+
+/** A TCP port that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Whether a command can be run. */
+export function hasCommand(name: string): boolean {
+  for (
+    const dir of (Deno.env.get("PATH") ?? "").split(":").concat([
+      "/usr/sbin",
+      "/sbin",
+    ])
+  ) {
+    try {
+      Deno.statSync(`${dir}/${name}`);
+      return true;
+    } catch {
+      // Not here.
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether tests that need `tool` should run. Missing tools skip the test
+ * on a laptop, but fail it in CI (`CI=true`), where nothing may skip.
+ */
+export function needs(...tools: string[]): boolean {
+  const missing = tools.filter((t) => !hasCommand(t));
+  if (missing.length === 0) return true;
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(`Missing tools in CI: ${missing.join(", ")}`);
+  }
+  console.warn(`skipping: ${missing.join(", ")} not installed`);
+  return false;
+}
+
+/** Reads a child's output line by line into a list, while it runs. */
+export function collectLines(
+  stream: ReadableStream<Uint8Array>,
+  lines: string[],
+  onLine?: (line: string) => void,
+): Promise<void> {
+  return (async () => {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      let nl;
+      while ((nl = rest.indexOf("\n")) !== -1) {
+        const line = rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+        lines.push(line);
+        onLine?.(line);
+      }
+    }
+    if (rest) lines.push(rest);
+  })();
+}
+
+/** A process under test, with everything it printed so far. */
+export interface Running {
+  child: Deno.ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first stdout line that matches. */
+  waitFor(pattern: RegExp, ms?: number): Promise<string>;
+  /** Resolves once the output streams are read to the end. */
+  drained: Promise<void>;
+}
+
+/** Starts a command and records its output. */
+export function run(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Running {
+  const child = new Deno.Command(cmd, {
+    args,
+    env: options.env,
+    cwd: options.cwd ?? PROJECT_DIR,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
+  const check = (line: string) => {
+    for (const w of [...waiters]) {
+      if (w.pattern.test(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  const drained = Promise.all([
+    collectLines(child.stdout, stdout, check),
+    collectLines(child.stderr, stderr, check),
+  ]).then(() => {});
+  return {
+    child,
+    stdout,
+    stderr,
+    drained,
+    waitFor(pattern, ms = 15_000) {
+      const seen = [...stdout, ...stderr].find((l) => pattern.test(l));
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `Timed out waiting for ${pattern}:\n${
+                  [...stdout, ...stderr].slice(-20).join("\n")
+                }`,
+              ),
+            ),
+          ms,
+        );
+        waiters.push({
+          pattern,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+        child.status.then(() =>
+          setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `Exited before ${pattern}:\n${
+                    [...stdout, ...stderr].slice(-20).join("\n")
+                  }`,
+                ),
+              ),
+            100,
+          )
+        );
+      });
+    },
+  };
+}
+
+/** Starts `deno task <task>` with extra environment. */
+export function denoTask(task: string, env: Record<string, string>): Running {
+  return run(Deno.execPath(), ["task", "-q", task], { env });
+}
+
+/** A stack on a fresh port and runtime directory. */
+export interface Stack extends Running {
+  port: number;
+  runtimeDir: string;
+  url: string;
+  /** Sends SIGTERM and returns the exit code. */
+  stop(): Promise<number>;
+}
+
+/** Starts `deno task stack` and waits for its ready line. */
+export async function startStack(
+  env: Record<string, string> = {},
+): Promise<Stack> {
+  const port = freePort();
+  const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+  const running = denoTask("stack", {
+    PORT: String(port),
+    RUNTIME_DIR: runtimeDir,
+    WORKERS: "2",
+    RATE_LIMIT: "0",
+    ...env,
+  });
+  await running.waitFor(/"msg":"ready"/);
+  return {
+    ...running,
+    port,
+    runtimeDir,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      try {
+        running.child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      const { code } = await running.child.status;
+      await running.drained;
+      await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});
+      return code;
+    },
+  };
+}
+
+/** Sends raw bytes over TCP and returns everything the server answers. */
+export async function rawRequest(
+  port: number,
+  bytes: string,
+  hostname = "127.0.0.1",
+): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
+  await conn.write(new TextEncoder().encode(bytes)).catch(() => {});
+  let text = "";
+  const buffer = new Uint8Array(65536);
+  try {
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+  } catch {
+    // A reset after the answer is fine.
+  }
+  conn.close();
+  return text;
+}
+
+/** The static paths, for tests that walk every route. */
+export const STATIC_PATHS = [...STATIC_FILES.keys()];
