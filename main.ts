@@ -62,9 +62,8 @@ export async function serve(
     version: VERSION,
   });
   const common = {
-    onListen(addr: Deno.Addr) {
-      logger.info("listening", { address: addr, version: VERSION });
-    },
+    // Logged below, once the socket has its mode.
+    onListen() {},
     onError(err: unknown) {
       logger.error("unhandled error", { error: String(err) });
       return new Response('{"error":"Internal server error"}\n', {
@@ -78,12 +77,15 @@ export async function serve(
     const server = Deno.serve({ ...common, path: config.socket }, app.fetch);
     // Only the service's user and group (nginx) may connect.
     await Deno.chmod(config.socket, 0o660);
+    logger.info("listening", { address: server.addr, version: VERSION });
     return server;
   }
-  return Deno.serve(
+  const server = Deno.serve(
     { ...common, hostname: config.host, port: config.port },
     app.fetch,
   );
+  logger.info("listening", { address: server.addr, version: VERSION });
+  return server;
 }
 
 function listenError(err: unknown, config: ServiceConfig): string | undefined {

@@ -1,0 +1,232 @@
+// The service as a real process: `deno task start` on TCP and on a Unix
+// socket, with its production permission flags, settings and signals.
+import assert from "node:assert/strict";
+import { denoTask, freePort, type Running } from "./test_util.ts";
+
+async function started(env: Record<string, string>): Promise<Running> {
+  const proc = denoTask("start", env);
+  await proc.waitFor(/"msg":"listening"/);
+  return proc;
+}
+
+async function stopped(proc: Running, signal: Deno.Signal = "SIGTERM") {
+  proc.child.kill(signal);
+  const status = await proc.child.status;
+  await proc.drained;
+  return status;
+}
+
+/** One HTTP/1.1 request over a Unix socket, answered in full. */
+async function unixGet(
+  path: string,
+  target: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; head: string }> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  const lines = Object.entries({ host: "x", connection: "close", ...headers })
+    .map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  await conn.write(
+    new TextEncoder().encode(`GET ${target} HTTP/1.1\r\n${lines}\r\n`),
+  );
+  const text = await new Response(conn.readable).text();
+  const [head, body] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), body, head };
+}
+
+Deno.test("deno task start serves the contract on TCP", async () => {
+  const port = freePort();
+  const proc = await started({ PORT: String(port), HOST: "127.0.0.1" });
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    const json = await res.json();
+    assert.equal(json.ip, "127.0.0.1");
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const listening = JSON.parse(
+      proc.stdout.find((l) => l.includes("listening"))!,
+    );
+    assert.equal(listening.address.port, port);
+    assert.match(listening.version, /^\d+\.\d+\.\d+/);
+  } finally {
+    const status = await stopped(proc);
+    assert.equal(status.code, 0);
+  }
+});
+
+Deno.test("on IPv6, [::1] comes back as ::1", async () => {
+  const port = freePort();
+  const proc = await started({ PORT: String(port), HOST: "::1" });
+  try {
+    const res = await fetch(`http://[::1]:${port}/ip`);
+    assert.equal(await res.text(), "::1\n");
+  } finally {
+    await stopped(proc);
+  }
+});
+
+Deno.test("bad settings stop the start with one line and exit code 2", async () => {
+  for (
+    const [env, name] of [
+      [{ PORT: "99999" }, "PORT"],
+      [{ PORT: "eighty" }, "PORT"],
+      [{ TRUSTED_PROXIES: "10.0.0.0/8,bogus" }, "TRUSTED_PROXIES"],
+      [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+      [{ HOST: "not-an-ip" }, "HOST"],
+    ] as [Record<string, string>, string][]
+  ) {
+    const proc = denoTask("start", env);
+    const status = await proc.child.status;
+    await proc.drained;
+    assert.equal(status.code, 2, name);
+    const lines = proc.stderr.filter((l) => l.startsWith("{"));
+    assert.equal(lines.length, 1, proc.stderr.join("\n"));
+    assert.match(JSON.parse(lines[0]).msg, new RegExp(`^Invalid ${name}`));
+    assert.equal(proc.stdout.join(""), "");
+  }
+});
+
+Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const socket = `${dir}/w.sock`;
+  const proc = await started({ SOCKET: socket });
+  try {
+    assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
+    let res = await unixGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
+    assert.equal(res.status, 200);
+    assert.equal(res.body, "2001:db8::7\n");
+    res = await unixGet(socket, "/ip", { "x-real-ip": "evil<script>" });
+    assert.equal(res.status, 400);
+    assert.doesNotMatch(res.body, /evil/);
+    res = await unixGet(socket, "/ip");
+    assert.equal(res.status, 400);
+  } finally {
+    const status = await stopped(proc);
+    assert.equal(status.code, 0);
+  }
+  await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
+  assert.ok(proc.stdout.some((l) => l.includes('"msg":"stopped"')));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a stale socket from a crash is removed; a regular file or live socket is not", async () => {
+  const dir = await Deno.makeTempDir();
+  const socket = `${dir}/w.sock`;
+  // A socket file whose listener is gone, as a crash leaves it.
+  await new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      socket,
+    ],
+  }).output();
+  assert.ok((await Deno.lstat(socket)).isSocket);
+  const proc = await started({ SOCKET: socket });
+  try {
+    assert.equal((await unixGet(socket, "/healthz")).status, 200);
+    // A second process must not steal the live socket.
+    const second = denoTask("start", { SOCKET: socket });
+    assert.equal((await second.child.status).code, 2);
+    await second.drained;
+    assert.match(second.stderr.join("\n"), /another process is listening/);
+    assert.equal((await unixGet(socket, "/healthz")).status, 200);
+  } finally {
+    await stopped(proc);
+  }
+  const file = `${dir}/file.sock`;
+  await Deno.writeTextFile(file, "keep me");
+  const third = denoTask("start", { SOCKET: file });
+  assert.equal((await third.child.status).code, 2);
+  await third.drained;
+  assert.match(third.stderr.join("\n"), /not a socket/);
+  assert.equal(await Deno.readTextFile(file), "keep me");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async () => {
+  const port = freePort();
+  const proc = await started({ PORT: String(port), HOST: "127.0.0.1" });
+  const encode = (s: string) => new TextEncoder().encode(s);
+  const request = encode("GET /ip HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Keep-alive connections the server has accepted and answered once.
+  const conns = await Promise.all(
+    Array.from(
+      { length: 20 },
+      () => Deno.connect({ hostname: "127.0.0.1", port }),
+    ),
+  );
+  const buffer = new Uint8Array(4096);
+  for (const c of conns) {
+    await c.write(request);
+    await c.read(buffer);
+  }
+  // A second request on each, with the signal right behind it.
+  await Promise.all(conns.map((c) => c.write(request)));
+  proc.child.kill("SIGTERM");
+  const answers = await Promise.all(
+    conns.map((c) => new Response(c.readable).text()),
+  );
+  for (const a of answers) {
+    assert.match(a, /^HTTP\/1\.1 200 [^]*\r\n\r\n127\.0\.0\.1\n$/);
+  }
+  assert.equal((await proc.child.status).code, 0);
+  await proc.drained;
+  assert.ok(proc.stdout.some((l) => l.includes('"msg":"stopped"')));
+  // Nothing new is accepted after it stopped.
+  await assert.rejects(fetch(`http://127.0.0.1:${port}/`));
+});
+
+Deno.test("per-request log lines only at LOG_LEVEL=debug", async () => {
+  for (const [level, expected] of [["info", false], ["debug", true]] as const) {
+    const port = freePort();
+    const proc = await started({
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: level,
+    });
+    await (await fetch(`http://127.0.0.1:${port}/ip`, {
+      headers: { "x-request-id": "dbg-1" },
+    })).text();
+    await stopped(proc);
+    const line = proc.stdout.find((l) => l.includes('"msg":"request"'));
+    assert.equal(line !== undefined, expected, level);
+    if (line) assert.equal(JSON.parse(line).request_id, "dbg-1");
+  }
+});
+
+Deno.test("the service cannot do more than its flags allow", async () => {
+  const port = freePort();
+  // The process is started with exactly these flags by `deno task start`.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "flags"],
+    env: { PORT: String(port), HOST: "127.0.0.1" },
+    stdout: "piped",
+  }).output();
+  const flags = new TextDecoder().decode(out.stdout).trim().split(" ");
+  assert.deepEqual(flags.filter((f) => f.startsWith("--allow-net")), [
+    `--allow-net=127.0.0.1:${port}`,
+  ]);
+  for (const f of flags) {
+    assert.doesNotMatch(
+      f,
+      /^(-A|--allow-all|--allow-run|--allow-ffi|--allow-sys|--allow-read|--allow-write|--allow-net)$/,
+    );
+  }
+  assert.ok(flags.includes("--cached-only") && flags.includes("--frozen"));
+  // A program run with those flags is refused anything else.
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `for (const f of [() => Deno.readTextFileSync("/etc/hostname"), () => Deno.env.get("HOME"), () => Deno.listen({ port: ${
+      port + 1
+    } })]) { try { f(); console.log("allowed"); } catch (e) { console.log(e.name); } }`,
+  );
+  const probe = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags.filter((f) => f.startsWith("--allow")), script],
+    stdout: "piped",
+  }).output();
+  await Deno.remove(script);
+  assert.deepEqual(new TextDecoder().decode(probe.stdout).trim().split("\n"), [
+    "NotCapable",
+    "NotCapable",
+    "NotCapable",
+  ]);
+});
