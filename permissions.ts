@@ -50,24 +50,29 @@ export function serviceFlags(config: Partial<ServiceConfig>): string[] {
 }
 
 /**
- * The supervisor's flags: its runtime directory, the nginx and deno
- * executables, and its own uid to decide how nginx drops privileges.
+ * The supervisor's flags: its runtime directory, the workers' sockets,
+ * nginx, deno, `setsid` and `kill` (for nginx's process group), and its own
+ * uid to decide how nginx drops privileges.
  */
 export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;
   return [
     ...FROZEN_FLAGS,
     `--allow-env=${STACK_ENV.join(",")}`,
-    `--allow-read=${dir},/etc/group,/proc/net/if_inet6`,
+    `--allow-read=${dir},/etc/group`,
     `--allow-write=${dir}`,
-    // Exact paths: a directory does not scope unix connects.
+    // Exact paths: a directory does not scope unix connects. [::]:0 is
+    // the probe for IPv6 support.
     `--allow-net=${
-      Array.from(
-        { length: config.workers },
-        (_, i) => `unix:${workerSocket(dir, i)}`,
-      ).join(",")
+      [
+        "[::]:0",
+        ...Array.from(
+          { length: config.workers },
+          (_, i) => `unix:${workerSocket(dir, i)}`,
+        ),
+      ].join(",")
     }`,
-    `--allow-run=nginx,${denoPath}`,
+    `--allow-run=nginx,setsid,kill,${denoPath}`,
     "--allow-sys=uid",
   ];
 }

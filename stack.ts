@@ -62,9 +62,11 @@ async function unprivilegedGroup(): Promise<{ name: string; gid: number }> {
   throw new Error("No nogroup or nobody group in /etc/group");
 }
 
-async function hasIpv6(): Promise<boolean> {
+// nginx refuses `listen [::]` on a kernel without IPv6; try a bind first.
+function hasIpv6(): boolean {
   try {
-    return (await Deno.readTextFile("/proc/net/if_inet6")).trim() !== "";
+    Deno.listen({ hostname: "::", port: 0 }).close();
+    return true;
   } catch {
     return false;
   }
@@ -195,20 +197,28 @@ class Supervisor {
   }
 
   startNginx(conf: string): Deno.ChildProcess {
-    this.#nginx = new Deno.Command("nginx", {
-      args: ["-c", conf, "-e", "stderr"],
+    // In a process group of its own: a terminal's Ctrl+C reaches only the
+    // supervisor, which drains nginx gracefully, and if the master dies its
+    // orphaned workers can be stopped as a group.
+    const nginx = new Deno.Command("setsid", {
+      args: ["nginx", "-c", conf, "-e", "stderr"],
       stdin: "null",
     }).spawn();
-    this.#nginx.status.then(async (status) => {
+    this.#nginx = nginx;
+    nginx.status.then(async (status) => {
       if (this.#stopping) return;
       this.logger.error("nginx exited; stopping the stack", {
         code: status.code,
         signal: status.signal,
       });
+      await new Deno.Command("kill", {
+        args: ["-KILL", "--", `-${nginx.pid}`],
+        stderr: "null",
+      }).output().catch(() => {});
       await this.stopWorkers();
       Deno.exit(1);
     });
-    return this.#nginx;
+    return nginx;
   }
 
   async stopWorkers(): Promise<void> {
@@ -275,7 +285,7 @@ async function main(): Promise<void> {
     conf,
     renderNginxConfig(config, {
       user: group && `nobody ${group.name}`,
-      ipv6: await hasIpv6(),
+      ipv6: hasIpv6(),
     }),
   );
   const check = await new Deno.Command("nginx", {

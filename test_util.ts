@@ -167,6 +167,8 @@ export interface Stack extends Running {
   url: string;
   /** Sends SIGTERM and returns the exit code. */
   stop(): Promise<number>;
+  /** Removes the runtime directory (after stop). */
+  cleanup(): Promise<void>;
 }
 
 /** Starts `deno task stack` and waits for its ready line. */
@@ -196,9 +198,9 @@ export async function startStack(
       }
       const { code } = await running.child.status;
       await running.drained;
-      await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});
       return code;
     },
+    cleanup: () => Deno.remove(runtimeDir, { recursive: true }).catch(() => {}),
   };
 }
 

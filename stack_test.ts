@@ -1,0 +1,607 @@
+// The production stack with real nginx: the contract through nginx, the
+// client-address trust model, bad requests, and faults under real load.
+import assert from "node:assert/strict";
+import {
+  freePort,
+  needs,
+  PROJECT_DIR,
+  rawRequest,
+  run,
+  type Stack,
+  startStack,
+} from "./test_util.ts";
+import { workerSocket } from "./permissions.ts";
+
+const ready = needs("nginx", "curl");
+
+async function withStack(
+  env: Record<string, string>,
+  body: (stack: Stack) => Promise<void>,
+): Promise<void> {
+  const stack = await startStack(env);
+  try {
+    await body(stack);
+  } finally {
+    await stack.stop();
+    await stack.cleanup();
+  }
+}
+
+/** curl, for what fetch cannot do (bind a source address). */
+async function curl(...args: string[]): Promise<string> {
+  const out = await new Deno.Command("curl", {
+    args: ["-sS", ...args],
+    stdout: "piped",
+  })
+    .output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+interface WrkResult {
+  requests: number;
+  non2xx: number;
+  errors: { connect: number; read: number; write: number; timeout: number };
+}
+
+/** Runs wrk against the stack and parses its summary. */
+async function wrk(
+  url: string,
+  seconds: number,
+  extra: string[] = [],
+): Promise<WrkResult> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t2", "-c32", `-d${seconds}s`, "--timeout", "5s", ...extra, url],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const num = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
+  return {
+    requests: num(/(\d+) requests in/),
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
+    errors: {
+      connect: num(/connect (\d+)/),
+      read: num(/read (\d+)/),
+      write: num(/write (\d+)/),
+      timeout: num(/timeout (\d+)/),
+    },
+  };
+}
+
+Deno.test({
+  name: "the stack serves the whole contract on IPv4 and IPv6",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      for (
+        const [base, ip] of [[stack.url, "127.0.0.1"], [
+          `http://[::1]:${stack.port}`,
+          "::1",
+        ]]
+      ) {
+        let res = await fetch(`${base}/`, {
+          headers: { "x-request-id": "stack-test-1" },
+        });
+        const json = await res.json();
+        assert.deepEqual(Object.keys(json), ["timestamp", "ip"]);
+        assert.equal(json.ip, ip);
+        assert.equal(res.headers.get("x-request-id"), "stack-test-1");
+        assert.equal(res.headers.get("cache-control"), "no-store");
+        assert.equal(
+          res.headers.get("server"),
+          "nginx",
+          "no version in Server",
+        );
+        assert.equal(await (await fetch(`${base}/ip`)).text(), ip + "\n");
+        res = await fetch(`${base}/timestamp?format=json`);
+        assert.equal(typeof (await res.json()).unix_ms, "number");
+        assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), {
+          status: "ok",
+        });
+        assert.equal(
+          (await (await fetch(`${base}/openapi.json`)).json()).openapi,
+          "3.1.0",
+        );
+        res = await fetch(`${base}/ip`, { method: "HEAD" });
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), "");
+        res = await fetch(`${base}/`, { method: "OPTIONS" });
+        assert.equal(res.status, 204);
+        await res.body?.cancel();
+        res = await fetch(`${base}/ip`, { method: "DELETE" });
+        assert.equal(res.status, 405);
+        assert.equal(res.headers.get("allow"), "GET, HEAD, OPTIONS");
+        await res.body?.cancel();
+        res = await fetch(`${base}/nope`);
+        assert.equal(res.status, 404);
+        assert.deepEqual(await res.json(), { error: "Not found" });
+      }
+    }),
+});
+
+Deno.test({
+  name: "nginx serves the static files itself, with caching",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      let res = await fetch(`${stack.url}/static/style.css?v=1`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "text/css; charset=utf-8");
+      assert.match(res.headers.get("cache-control")!, /immutable/);
+      await res.body?.cancel();
+      res = await fetch(`${stack.url}/favicon.ico`);
+      assert.equal(res.headers.get("content-type"), "image/x-icon");
+      assert.match(res.headers.get("cache-control")!, /max-age=86400/);
+      await res.body?.cancel();
+      res = await fetch(`${stack.url}/static/missing.js`);
+      assert.equal(res.status, 404);
+      assert.equal(res.headers.get("content-type"), "application/json");
+      assert.deepEqual(await res.json(), { error: "Not found" });
+      // Static answers never reach a worker: the access log shows no upstream.
+      await stack.stop();
+      const line = stack.stdout.find((l) =>
+        l.includes('"path":"/favicon.ico"')
+      );
+      assert.ok(line, "access log line for the favicon");
+      assert.equal(JSON.parse(line).upstream_time, "");
+    }),
+});
+
+Deno.test({
+  name: "forged forwarding headers from an untrusted client are ignored",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const forged = [
+        "X-Forwarded-For: 1.1.1.1",
+        "X-Forwarded-For: 2.2.2.2, 3.3.3.3",
+        "X-Real-IP: 4.4.4.4",
+        "X-Real-IP: 5.5.5.5",
+        'Forwarded: for="[2001:db8::1]:80"',
+        "Forwarded: for=6.6.6.6",
+        "CF-Connecting-IP: 7.7.7.7",
+        "True-Client-IP: 8.8.8.8",
+        "X-Forwarded-For: <script>alert(1)</script>",
+        "X-Real-IP: ",
+      ];
+      const sets = [
+        forged,
+        forged.slice(0, 1),
+        forged.slice(2, 4),
+        forged.slice(4, 6),
+        forged.slice(8),
+      ];
+      for (const headers of sets) {
+        const answer = await rawRequest(
+          stack.port,
+          `GET /ip HTTP/1.1\r\nHost: x\r\n${
+            headers.join("\r\n")
+          }\r\nConnection: close\r\n\r\n`,
+        );
+        assert.match(answer, /^HTTP\/1\.1 200/);
+        assert.ok(answer.endsWith("\r\n\r\n127.0.0.1\n"), answer);
+      }
+    }),
+});
+
+Deno.test({
+  name: "with TRUSTED_PROXIES, the client behind a trusted proxy is reported",
+  ignore: !ready,
+  fn: () =>
+    withStack({ TRUSTED_PROXIES: "127.0.0.2" }, async (stack) => {
+      const url = `${stack.url}/ip`;
+      // From the trusted proxy's address: its forwarded client counts.
+      assert.equal(
+        await curl(
+          "--interface",
+          "127.0.0.2",
+          "-H",
+          "X-Forwarded-For: 6.6.6.6, 198.51.100.9",
+          url,
+        ),
+        "198.51.100.9\n",
+      );
+      // Junk from the trusted proxy: its own address, never the junk.
+      assert.equal(
+        await curl(
+          "--interface",
+          "127.0.0.2",
+          "-H",
+          "X-Forwarded-For: not-an-ip",
+          url,
+        ),
+        "127.0.0.2\n",
+      );
+      // From anywhere else the header is still ignored.
+      assert.equal(
+        await curl(
+          "--interface",
+          "127.0.0.1",
+          "-H",
+          "X-Forwarded-For: 198.51.100.9",
+          url,
+        ),
+        "127.0.0.1\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "bad requests get JSON 4xx answers and the stack keeps serving",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const cases: [string, number, string][] = [
+        [
+          `GET /${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+          414,
+          "URI too long",
+        ],
+        [
+          `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(9000)}\r\n\r\n`,
+          431,
+          "Request header fields too large",
+        ],
+        [
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n${
+            "a".repeat(5000)
+          }`,
+          413,
+          "Request body too large: the API takes no body",
+        ],
+        ["GARBAGE\r\n\r\n", 400, "Bad request"],
+        ["get / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Bad request"],
+        ["GET / HTTP/1.1\r\n\r\n", 400, "Bad request"],
+        ["TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "Method not allowed"],
+        [
+          "POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+          405,
+          "Method POST not allowed",
+        ],
+        [
+          "BREW / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+          405,
+          "Method BREW not allowed",
+        ],
+      ];
+      for (const [request, status, error] of cases) {
+        const answer = await rawRequest(stack.port, request);
+        assert.match(
+          answer,
+          new RegExp(`^HTTP/1\\.1 ${status} `),
+          JSON.stringify(request.slice(0, 40)),
+        );
+        const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
+        assert.deepEqual(JSON.parse(body), { error });
+        assert.match(answer, /content-type: application\/json/i);
+        assert.match(answer, /x-content-type-options: nosniff/i);
+      }
+      assert.equal(
+        (await (await fetch(`${stack.url}/healthz`)).json()).status,
+        "ok",
+      );
+    }),
+});
+
+Deno.test({
+  name: "the per-client rate limit answers 429 with JSON and Retry-After",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "5" }, async (stack) => {
+      const statuses: number[] = [];
+      let limited: Response | undefined;
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${stack.url}/ip`);
+        statuses.push(res.status);
+        if (res.status === 429 && !limited) limited = res;
+        else await res.body?.cancel();
+      }
+      assert.ok(statuses.includes(200) && limited, statuses.join(","));
+      assert.equal(limited.headers.get("retry-after"), "1");
+      assert.deepEqual(await limited.json(), { error: "Too many requests" });
+    }),
+});
+
+Deno.test({
+  name:
+    "access log lines are JSON with the request id nginx passed to the worker",
+  ignore: !ready,
+  fn: async () => {
+    const stack = await startStack();
+    try {
+      const res = await fetch(`${stack.url}/ip?x=1`, {
+        headers: { "x-request-id": "log-me-42" },
+      });
+      assert.equal(res.headers.get("x-request-id"), "log-me-42");
+      await res.body?.cancel();
+      const other = await fetch(`${stack.url}/ip`, {
+        headers: { "x-request-id": "bad id!" },
+      });
+      assert.match(other.headers.get("x-request-id")!, /^[0-9a-f]{32}$/);
+      await other.body?.cancel();
+    } finally {
+      await stack.stop();
+      await stack.cleanup();
+    }
+    const line = stack.stdout.find((l) => l.includes("log-me-42"));
+    assert.ok(line);
+    const entry = JSON.parse(line);
+    assert.equal(entry.method, "GET");
+    assert.equal(entry.path, "/ip");
+    assert.equal(entry.status, 200);
+    assert.equal(entry.client, "127.0.0.1");
+    assert.match(entry.upstream_time, /^\d+\.\d+$/);
+  },
+});
+
+Deno.test({
+  name:
+    "SIGTERM under load drains: every request nginx took is answered, exit 0",
+  ignore: !ready || !needs("wrk"),
+  fn: async () => {
+    const stack = await startStack();
+    const load = wrk(`${stack.url}/`, 4);
+    await new Promise((r) => setTimeout(r, 1500));
+    const code = await stack.stop();
+    const result = await load;
+    assert.equal(code, 0);
+    const logged = stack.stdout.filter((l) =>
+      l.startsWith('{"time"') && l.includes('"path":"/"')
+    )
+      .map((l) => JSON.parse(l));
+    assert.ok(logged.length > 1000, `load ran: ${logged.length}`);
+    // Nothing failed inside the stack, and the client got every answer
+    // nginx logged; what wrk counts beyond that are connections the closed
+    // listener refused after the signal.
+    assert.deepEqual(logged.filter((e) => e.status !== 200), []);
+    assert.equal(result.non2xx, 0);
+    assert.equal(result.errors.timeout, 0);
+    assert.equal(result.requests, logged.length, JSON.stringify(result));
+    for (
+      const file of [
+        "sockets/worker-0.sock",
+        "sockets/worker-1.sock",
+        "nginx.pid",
+      ]
+    ) {
+      await assert.rejects(
+        Deno.lstat(`${stack.runtimeDir}/${file}`),
+        Deno.errors.NotFound,
+        file,
+      );
+    }
+    await stack.cleanup();
+  },
+});
+
+Deno.test({
+  name:
+    "kill -9 of a worker under load loses no request and the worker comes back",
+  ignore: !ready || !needs("wrk"),
+  fn: () =>
+    withStack({}, async (stack) => {
+      const load = wrk(`${stack.url}/`, 4);
+      await new Promise((r) => setTimeout(r, 1000));
+      const socket = workerSocket(stack.runtimeDir, 0);
+      const ps = await run("sh", ["-c", `pgrep -f 'SOCKET|${socket}' || true`])
+        .child.status;
+      assert.ok(ps);
+      // The worker is the deno process whose flags name its socket.
+      const out = await new Deno.Command("pgrep", {
+        args: ["-f", `allow-net=unix:${socket} `],
+        stdout: "piped",
+      }).output();
+      const pids = new TextDecoder().decode(out.stdout).trim().split("\n")
+        .filter(Boolean);
+      assert.equal(pids.length, 1, `one worker-0 process: ${pids}`);
+      Deno.kill(Number(pids[0]), "SIGKILL");
+      const result = await load;
+      assert.ok(result.requests > 100);
+      assert.equal(result.non2xx, 0, JSON.stringify(result));
+      assert.deepEqual(result.errors, {
+        connect: 0,
+        read: 0,
+        write: 0,
+        timeout: 0,
+      });
+      await stack.waitFor(/"msg":"worker restarted"/);
+      const restarted = JSON.parse(
+        stack.stderr.find((l) => l.includes("worker exited"))!,
+      );
+      assert.equal(restarted.worker, 0);
+    }),
+});
+
+Deno.test({
+  name: "if nginx dies, the stack exits non-zero and stops its workers",
+  ignore: !ready,
+  fn: async () => {
+    const stack = await startStack();
+    const pid = Number(
+      await Deno.readTextFile(`${stack.runtimeDir}/nginx.pid`),
+    );
+    Deno.kill(pid, "SIGKILL");
+    const { code } = await stack.child.status;
+    assert.equal(code, 1);
+    await stack.stop();
+    await stack.cleanup();
+    assert.ok(stack.stderr.some((l) => l.includes("nginx exited")));
+    const out = await new Deno.Command("pgrep", {
+      args: ["-f", stack.runtimeDir],
+      stdout: "piped",
+    }).output();
+    assert.equal(
+      new TextDecoder().decode(out.stdout).trim(),
+      "",
+      "no process left",
+    );
+  },
+});
+
+Deno.test({
+  name: "a stale socket left by a crash does not stop a restart",
+  ignore: !ready,
+  fn: async () => {
+    const runtimeDir = await Deno.makeTempDir();
+    await Deno.mkdir(`${runtimeDir}/sockets`);
+    await new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        workerSocket(runtimeDir, 0),
+      ],
+    }).output();
+    assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
+    await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
+      assert.equal(
+        (await (await fetch(`${stack.url}/healthz`)).json()).status,
+        "ok",
+      );
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "bad stack settings and a missing nginx stop the start with exit code 2",
+  ignore: !ready,
+  fn: async () => {
+    for (
+      const [env, pattern] of [
+        [{ WORKERS: "0" }, /Invalid WORKERS/],
+        [{ TRUSTED_PROXIES: "10.0.0.0/99" }, /Invalid TRUSTED_PROXIES/],
+        [{ RATE_LIMIT: "-1" }, /Invalid RATE_LIMIT/],
+      ] as [Record<string, string>, RegExp][]
+    ) {
+      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(freePort()), ...env },
+      });
+      assert.equal((await proc.child.status).code, 2);
+      await proc.drained;
+      assert.match(proc.stderr.join("\n"), pattern);
+    }
+    // Without nginx on PATH: how to get it, and exit 2.
+    const flags = new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), {
+        args: ["task", "-q", "flags", "stack"],
+        stdout: "piped",
+      }).output())
+        .stdout,
+    ).trim().split(" ");
+    const proc = run(Deno.execPath(), ["run", ...flags, "stack.ts"], {
+      env: { PATH: "/nonexistent" },
+    });
+    assert.equal((await proc.child.status).code, 2);
+    await proc.drained;
+    assert.match(proc.stderr.join("\n"), /apt-get install nginx-light/);
+  },
+});
+
+Deno.test({
+  name:
+    "the stack runs as an unprivileged user and writes only its runtime directory",
+  ignore: !ready || Deno.uid() !== 0 && !needs("sudo-never"),
+  fn: async () => {
+    const user = "ip-timestamp-test";
+    await new Deno.Command("useradd", {
+      args: [
+        "--system",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        user,
+      ],
+      stderr: "null",
+    }).output();
+    const base = await Deno.makeTempDir({ prefix: "ip-timestamp-user-" });
+    await Deno.chmod(base, 0o755);
+    // A copy of the project and a dependency cache the user may read, not write.
+    const app = `${base}/app`;
+    await new Deno.Command("cp", { args: ["-r", PROJECT_DIR, app] }).output();
+    const denoDir = `${base}/deno`;
+    const cache = await new Deno.Command(Deno.execPath(), {
+      args: ["cache", "--frozen", "main.ts", "stack.ts", "permissions.ts"],
+      cwd: app,
+      env: { DENO_DIR: denoDir },
+      stderr: "piped",
+    }).output();
+    assert.ok(cache.success, new TextDecoder().decode(cache.stderr));
+    await new Deno.Command("chmod", { args: ["-R", "a+rX,go-w", base] })
+      .output();
+    const runtimeDir = `${base}/runtime`;
+    const marker = `${base}/marker`;
+    await Deno.writeTextFile(marker, "");
+    await new Promise((r) => setTimeout(r, 1100));
+    const port = freePort();
+    const proc = run("runuser", [
+      "-u",
+      user,
+      "--",
+      "env",
+      `HOME=/nonexistent`,
+      `DENO_DIR=${denoDir}`,
+      `PATH=${Deno.env.get("PATH")}`,
+      `PORT=${port}`,
+      `RUNTIME_DIR=${runtimeDir}`,
+      "WORKERS=2",
+      Deno.execPath(),
+      "task",
+      "-q",
+      "stack",
+    ], { cwd: app, env: {} });
+    try {
+      await proc.waitFor(/"msg":"ready"/, 30_000);
+      assert.equal(
+        await (await fetch(`http://127.0.0.1:${port}/ip`)).text(),
+        "127.0.0.1\n",
+      );
+      // Every process of the stack runs as the user.
+      const ps = await new Deno.Command("ps", {
+        args: ["-u", user, "-o", "comm="],
+        stdout: "piped",
+      }).output();
+      const names = new TextDecoder().decode(ps.stdout).trim().split("\n");
+      assert.ok(
+        names.filter((n) => n === "nginx").length >= 2,
+        names.join(","),
+      );
+      assert.ok(names.filter((n) => n === "deno").length >= 3, names.join(","));
+      const root = await new Deno.Command("pgrep", {
+        args: ["-u", "root", "-f", runtimeDir],
+        stdout: "piped",
+      }).output();
+      assert.equal(
+        new TextDecoder().decode(root.stdout).trim(),
+        "",
+        "nothing of the stack runs as root",
+      );
+    } finally {
+      proc.child.kill("SIGTERM");
+    }
+    assert.equal((await proc.child.status).code, 0);
+    await proc.drained;
+    const found = await new Deno.Command("find", {
+      args: [
+        "/",
+        "-xdev",
+        "-user",
+        user,
+        "-newer",
+        marker,
+        "-not",
+        "-path",
+        `${runtimeDir}*`,
+        "-not",
+        "-path",
+        "/proc/*",
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assert.equal(
+      new TextDecoder().decode(found.stdout).trim(),
+      "",
+      "files written outside the runtime directory",
+    );
+    await Deno.remove(base, { recursive: true });
+  },
+});
