@@ -203,7 +203,12 @@ class Supervisor {
     const nginx = new Deno.Command("setsid", {
       args: ["nginx", "-c", conf, "-e", "stderr"],
       stdin: "null",
+      // nginx opens /dev/stdout for its access log; a pipe of our own is
+      // one it may open whoever created the stack's stdout.
+      stdout: "piped",
     }).spawn();
+    nginx.stdout.pipeTo(Deno.stdout.writable, { preventClose: true })
+      .catch(() => {});
     this.#nginx = nginx;
     nginx.status.then(async (status) => {
       if (this.#stopping) return;
@@ -279,7 +284,16 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
   const group = Deno.uid() === 0 ? await unprivilegedGroup() : undefined;
-  await prepareRuntimeDir(config, group?.gid);
+  try {
+    await prepareRuntimeDir(config, group?.gid);
+  } catch (err) {
+    logger.error(
+      `Invalid RUNTIME_DIR ${
+        JSON.stringify(config.runtimeDir)
+      }: cannot prepare it (${String(err)})`,
+    );
+    Deno.exit(2);
+  }
   const conf = `${config.runtimeDir}/nginx.conf`;
   await Deno.writeTextFile(
     conf,
