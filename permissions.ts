@@ -1,8 +1,9 @@
 /**
  * The permission flags, in one place. `deno task flags` prints the flags of
- * the service for the current environment (`deno task start`, `dev`,
- * `compile`), `deno task flags stack` those of the supervisor; the
- * supervisor imports {@linkcode serviceFlags} for each worker it starts.
+ * the service for the current environment (`deno task start` and `dev`),
+ * `deno task flags compile` the same plus the compile target,
+ * `deno task flags stack` those of the supervisor; the supervisor imports
+ * {@linkcode serviceFlags} for each worker it starts.
  *
  * @module
  */
@@ -77,12 +78,35 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
   ];
 }
 
+/**
+ * `deno compile` options: the service's flags, baked into the executable,
+ * and the target and output name (`TARGET` picks a cross-compile target).
+ */
+export function compileFlags(
+  config: ServiceConfig,
+  target: string | undefined,
+): string[] {
+  if (target !== undefined && !/^[a-z0-9_]+(-[a-z0-9_]+){2,3}$/.test(target)) {
+    throw new ConfigError(`Invalid TARGET ${JSON.stringify(target)}`);
+  }
+  return [
+    // The executable fetches nothing at start anyway; compiling it may have
+    // to download Deno's runtime for the target.
+    ...serviceFlags(config).filter((f) => f !== "--cached-only"),
+    ...(target ? ["--target", target] : []),
+    "--output",
+    target ? `dist/ip-timestamp-${target}` : "dist/ip-timestamp",
+  ];
+}
+
 if (import.meta.main) {
   const env = (name: string) => Deno.env.get(name);
   let flags: string[];
   try {
     flags = Deno.args[0] === "stack"
       ? stackFlags(loadStackConfig(env), Deno.execPath())
+      : Deno.args[0] === "compile"
+      ? compileFlags(loadServiceConfig(env), env("TARGET") || undefined)
       : serviceFlags(loadServiceConfig(env));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

