@@ -51,6 +51,18 @@ export function formatTimestamp(date: Date): string {
   return iso.slice(0, -1) + "+00:00";
 }
 
+// Under load many requests share a millisecond: format it once.
+let lastMs = -1;
+let lastText = "";
+function now(): { ms: number; text: string } {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastText = formatTimestamp(new Date(ms));
+    lastMs = ms;
+  }
+  return { ms, text: lastText };
+}
+
 function requestIdOf(req: Request): string {
   const given = req.headers.get("x-request-id");
   return given !== null && REQUEST_ID_PATTERN.test(given)
@@ -105,7 +117,7 @@ type Format = "json" | "text" | "html";
 
 // `?format=` wins over `Accept`; `Accept` is read only when it could matter.
 function formatOf(c: Context, offered: Format[], fallback: Format): Format {
-  const forced = c.req.query("format");
+  const forced = c.req.url.includes("?") ? c.req.query("format") : undefined;
   if (forced !== undefined) {
     if ((offered as string[]).includes(forced)) return forced as Format;
     throw new ClientError(
@@ -135,13 +147,27 @@ export function createApp(options: AppOptions): Hono {
   const openApi = JSON.stringify(openApiDocument(options.version));
   const vary = { vary: "Accept" };
 
+  // The same few addresses arrive again and again; parsing is the costly
+  // part, so results of the pure parse are kept (bounded).
+  const normalized = new Map<string, string | null>();
+  function normalize(text: string): string | undefined {
+    let hit = normalized.get(text);
+    if (hit === undefined) {
+      const address = parseAddress(text);
+      hit = address ? formatAddress(address) : null;
+      if (normalized.size >= 4096) normalized.clear();
+      normalized.set(text, hit);
+    }
+    return hit ?? undefined;
+  }
+
   function clientIp(c: Context, requestId: string): string {
     const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
     if (remote?.transport === "unix") {
       // Only the local proxy reaches the socket; it overwrites X-Real-IP.
       const given = c.req.header("x-real-ip");
-      const address = given === undefined ? undefined : parseAddress(given);
-      if (!address) {
+      const address = given === undefined ? undefined : normalize(given);
+      if (address === undefined) {
         logger.error("proxy sent no valid X-Real-IP", {
           request_id: requestId,
           present: given !== undefined,
@@ -151,13 +177,15 @@ export function createApp(options: AppOptions): Hono {
           "The proxy did not supply a valid client address",
         );
       }
-      return formatAddress(address);
+      return address;
     }
-    const peer = remote?.transport === "tcp" || remote?.transport === "udp"
-      ? parseAddress(remote.hostname)
-      : undefined;
+    const hostname = remote?.transport === "tcp" ? remote.hostname : undefined;
+    if (trustedProxies.length === 0 && hostname !== undefined) {
+      const address = normalize(hostname);
+      if (address !== undefined) return address;
+    }
+    const peer = hostname === undefined ? undefined : parseAddress(hostname);
     if (!peer) throw new Error("Connection has no peer address");
-    if (trustedProxies.length === 0) return formatAddress(peer);
     const header = c.req.header(forwardedHeader);
     const hops = header === undefined ? [] : split(header);
     return formatAddress(resolveClient(peer, hops, trustedProxies));
@@ -183,7 +211,7 @@ export function createApp(options: AppOptions): Hono {
     const id = requestIdOf(c.req.raw);
     const format = formatOf(c, ["json", "html"], "json");
     const ip = clientIp(c, id);
-    const timestamp = formatTimestamp(new Date());
+    const timestamp = now().text;
     if (format === "html") {
       return reply(
         renderPage({ ip, timestamp, version: options.version }),
@@ -208,11 +236,10 @@ export function createApp(options: AppOptions): Hono {
   app.get("/timestamp", (c) => {
     const id = requestIdOf(c.req.raw);
     const format = formatOf(c, ["text", "json"], "text");
-    const now = new Date();
-    const timestamp = formatTimestamp(now);
+    const { ms, text: timestamp } = now();
     return format === "json"
       ? reply(
-        JSON.stringify({ timestamp, unix_ms: now.getTime() }),
+        JSON.stringify({ timestamp, unix_ms: ms }),
         200,
         JSON_TYPE,
         id,
@@ -232,31 +259,28 @@ export function createApp(options: AppOptions): Hono {
   );
 
   // Static files: nginx serves them in the stack; this covers `deno task dev`.
-  app.get("/:file{favicon\\.ico|robots\\.txt}", (c) => staticFile(c));
-  app.get("/static/:file", (c) => staticFile(c));
-
-  function staticFile(c: Context): Response {
-    const file = STATIC_FILES.get(c.req.path);
-    const id = requestIdOf(c.req.raw);
-    if (!file) return error(404, "Not found", id);
-    return reply(file.body, 200, file.type, id, {
-      "cache-control": file.cacheControl,
-    });
+  for (const [path, file] of STATIC_FILES) {
+    app.get(
+      path,
+      (c) =>
+        reply(file.body, 200, file.type, requestIdOf(c.req.raw), {
+          "cache-control": file.cacheControl,
+        }),
+    );
   }
 
-  app.options("*", (c) => {
+  // No catch-all routes: with one handler per match Hono skips composing a
+  // chain. What matches nothing is a preflight, a 405 or a 404.
+  app.notFound((c) => {
     const id = requestIdOf(c.req.raw);
     if (!isKnownPath(c.req.path)) return error(404, "Not found", id);
-    return reply(null, 204, null, id, {
-      "access-control-allow-methods": "GET, HEAD",
-      "access-control-allow-headers": "*",
-      "access-control-max-age": "86400",
-    });
-  });
-
-  app.all("*", (c) => {
-    const id = requestIdOf(c.req.raw);
-    if (!isKnownPath(c.req.path)) return error(404, "Not found", id);
+    if (c.req.method === "OPTIONS") {
+      return reply(null, 204, null, id, {
+        "access-control-allow-methods": "GET, HEAD",
+        "access-control-allow-headers": "*",
+        "access-control-max-age": "86400",
+      });
+    }
     return error(405, `Method ${c.req.method} not allowed`, id, {
       allow: ALLOW,
     });

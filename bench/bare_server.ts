@@ -1,0 +1,47 @@
+/**
+ * The physical limit for a Deno worker: bare `Deno.serve`, no framework,
+ * answering `GET /` with the same bytes and headers as the service.
+ * On a Unix socket (SOCKET) it reads X-Real-IP, on TCP (PORT) the peer.
+ *
+ * @module
+ */
+const socket = Deno.env.get("SOCKET");
+
+function handler(req: Request, info: Deno.ServeHandlerInfo): Response {
+  const remote = info.remoteAddr;
+  const ip = remote.transport === "unix"
+    ? req.headers.get("x-real-ip") ?? ""
+    : (remote as Deno.NetAddr).hostname;
+  const timestamp = new Date().toISOString().slice(0, -1) + "+00:00";
+  return new Response(JSON.stringify({ timestamp, ip }), {
+    headers: {
+      "cache-control": "no-store",
+      "access-control-allow-origin": "*",
+      "access-control-expose-headers": "X-Request-Id",
+      "x-content-type-options": "nosniff",
+      "x-request-id": req.headers.get("x-request-id") ?? crypto.randomUUID(),
+      "content-type": "application/json",
+      vary: "Accept",
+    },
+  });
+}
+
+const options = socket ? { path: socket, onListen() {} } : {
+  hostname: "127.0.0.1",
+  port: Number(Deno.env.get("PORT")),
+  onListen() {},
+};
+const server = Deno.serve(options, handler);
+if (socket) Deno.chmodSync(socket, 0o660);
+console.log(JSON.stringify({ msg: "listening", address: server.addr }));
+Deno.addSignalListener("SIGTERM", async () => {
+  await server.shutdown();
+  if (socket) {
+    try {
+      Deno.removeSync(socket);
+    } catch {
+      // Already gone.
+    }
+  }
+  Deno.exit(0);
+});
