@@ -31,7 +31,7 @@ export interface AppOptions {
   version: string;
 }
 
-/** The paths the API answers, with the methods they allow. */
+/** The paths the API answers (GET, HEAD and OPTIONS each). */
 export const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
 
 /** Request ids taken from the caller must match this (nginx uses the same). */

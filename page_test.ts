@@ -1,7 +1,13 @@
 // The page for people, in real headless Chromium against the real stack.
 import assert from "node:assert/strict";
 import { type Browser, chromium } from "playwright-core";
-import { needs, PROJECT_DIR, rawRequest, startStack } from "./test_util.ts";
+import {
+  needs,
+  PROJECT_DIR,
+  rawRequest,
+  type Stack,
+  withStack,
+} from "./test_util.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ready = needs("nginx", "chromium", "curl");
@@ -23,6 +29,20 @@ function launch(): Promise<Browser> {
   });
 }
 
+/** A fresh stack and a browser, both closed afterwards. */
+function withBrowser(
+  body: (stack: Stack, browser: Browser) => Promise<void>,
+): Promise<void> {
+  return withStack({}, async (stack) => {
+    const browser = await launch();
+    try {
+      await body(stack, browser);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
 Deno.test({
   name:
     "the page shows the JSON's address, a ticking clock and the clock's error",
@@ -30,9 +50,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const stack = await startStack();
-    const browser = await launch();
-    try {
+    await withBrowser(async (stack, browser) => {
       const json = await (await fetch(`${stack.url}/?format=json`)).json();
       const context = await browser.newContext({
         viewport: { width: 390, height: 720 },
@@ -97,11 +115,7 @@ Deno.test({
       await wide.locator("#offset").filter({ hasText: /ahead|behind|exact/ })
         .waitFor();
       await wide.screenshot({ path: `${ARTIFACTS}/page.png` });
-    } finally {
-      await browser.close();
-      await stack.stop();
-      await stack.cleanup();
-    }
+    });
   },
 });
 
@@ -111,9 +125,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const stack = await startStack();
-    const browser = await launch();
-    try {
+    await withBrowser(async (stack, browser) => {
       const context = await browser.newContext({ javaScriptEnabled: false });
       const page = await context.newPage();
       await page.goto(`${stack.url}/`);
@@ -130,11 +142,7 @@ Deno.test({
         "/timestamp",
         "/openapi.json",
       ]);
-    } finally {
-      await browser.close();
-      await stack.stop();
-      await stack.cleanup();
-    }
+    });
   },
 });
 
@@ -142,8 +150,7 @@ Deno.test({
   name: "curl, scripts and fetch callers still get the JSON at /",
   ignore: !ready,
   fn: async () => {
-    const stack = await startStack();
-    try {
+    await withStack({}, async (stack) => {
       const curl = await new Deno.Command("curl", {
         args: ["-s", `${stack.url}/`],
         stdout: "piped",
@@ -171,9 +178,6 @@ Deno.test({
         bare,
         /\r\n\r\n\{"timestamp":"[^"]+","ip":"127\.0\.0\.1"\}$/,
       );
-    } finally {
-      await stack.stop();
-      await stack.cleanup();
-    }
+    });
   },
 });

@@ -7,25 +7,12 @@ import {
   PROJECT_DIR,
   rawRequest,
   run,
-  type Stack,
   startStack,
+  withStack,
 } from "./test_util.ts";
 import { workerSocket } from "./permissions.ts";
 
 const ready = needs("nginx", "curl");
-
-async function withStack(
-  env: Record<string, string>,
-  body: (stack: Stack) => Promise<void>,
-): Promise<void> {
-  const stack = await startStack(env);
-  try {
-    await body(stack);
-  } finally {
-    await stack.stop();
-    await stack.cleanup();
-  }
-}
 
 /** curl, for what fetch cannot do (bind a source address). */
 async function curl(...args: string[]): Promise<string> {

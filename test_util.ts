@@ -204,6 +204,20 @@ export async function startStack(
   };
 }
 
+/** Runs `body` against a fresh stack, then stops it and removes its files. */
+export async function withStack(
+  env: Record<string, string>,
+  body: (stack: Stack) => Promise<void>,
+): Promise<void> {
+  const stack = await startStack(env);
+  try {
+    await body(stack);
+  } finally {
+    await stack.stop();
+    await stack.cleanup();
+  }
+}
+
 /** Sends raw bytes over TCP and returns everything the server answers. */
 export async function rawRequest(
   port: number,
