@@ -11,6 +11,7 @@ import type { ForwardedHeader } from "./config.ts";
 import {
   type AddressRange,
   formatAddress,
+  normalizeAddress,
   parseAddress,
   resolveClient,
   splitForwarded,
@@ -153,8 +154,7 @@ export function createApp(options: AppOptions): Hono {
   function normalize(text: string): string | undefined {
     let hit = normalized.get(text);
     if (hit === undefined) {
-      const address = parseAddress(text);
-      hit = address ? formatAddress(address) : null;
+      hit = normalizeAddress(text) ?? null;
       if (normalized.size >= 4096) normalized.clear();
       normalized.set(text, hit);
     }

@@ -8,7 +8,7 @@ import { Service } from "kubernetes-models/v1/Service";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import denoJson from "./deno.json" with { type: "json" };
-import { ROUTES } from "./app.ts";
+import { REQUEST_ID_PATTERN, ROUTES } from "./app.ts";
 import { DEFAULTS, loadServiceConfig } from "./config.ts";
 import { compileFlags, serviceFlags } from "./permissions.ts";
 
@@ -217,4 +217,11 @@ Deno.test("the image context carries no tests, bench output or git history", () 
   for (const allowed of ignore.filter((l) => l.startsWith("!"))) {
     assert.doesNotMatch(allowed, /bench|\.git|test|docs/, allowed);
   }
+});
+
+Deno.test("nginx keeps the same request ids the service does", () => {
+  const nginx = read("./nginx/nginx.conf");
+  const pattern =
+    nginx.match(/map \$http_x_request_id \$req_id \{\s*"~([^"]+)"/)![1];
+  assert.equal(pattern, REQUEST_ID_PATTERN.source);
 });
