@@ -98,12 +98,9 @@ async function prepareRuntimeDir(
   }
   for (const [path, file] of STATIC_FILES) {
     const target = `${dir}/public${path}`;
-    await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), {
-      recursive: true,
-    });
-    if (gid !== undefined) {
-      await Deno.chown(target.slice(0, target.lastIndexOf("/")), 0, gid);
-    }
+    const parent = target.slice(0, target.lastIndexOf("/"));
+    await Deno.mkdir(parent, { recursive: true });
+    if (gid !== undefined) await Deno.chown(parent, 0, gid);
     await Deno.writeFile(
       target,
       typeof file.body === "string"
