@@ -1,7 +1,13 @@
 // The service as a real process: `deno task start` on TCP and on a Unix
 // socket, with its production permission flags, settings and signals.
 import assert from "node:assert/strict";
-import { denoTask, freePort, type Running } from "./test_util.ts";
+import {
+  denoTask,
+  freePort,
+  type Running,
+  staleSocket,
+  stdoutOf,
+} from "./test_util.ts";
 
 async function started(env: Record<string, string>): Promise<Running> {
   const proc = denoTask("start", env);
@@ -110,14 +116,7 @@ Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed 
 Deno.test("a stale socket from a crash is removed; a regular file or live socket is not", async () => {
   const dir = await Deno.makeTempDir();
   const socket = `${dir}/w.sock`;
-  // A socket file whose listener is gone, as a crash leaves it.
-  await new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
-      socket,
-    ],
-  }).output();
+  await staleSocket(socket);
   assert.ok((await Deno.lstat(socket)).isSocket);
   const proc = await started({ SOCKET: socket });
   try {
@@ -199,12 +198,9 @@ Deno.test("per-request log lines only at LOG_LEVEL=debug", async () => {
 Deno.test("the service cannot do more than its flags allow", async () => {
   const port = freePort();
   // The process is started with exactly these flags by `deno task start`.
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "flags"],
+  const flags = (await stdoutOf(Deno.execPath(), ["task", "-q", "flags"], {
     env: { PORT: String(port), HOST: "127.0.0.1" },
-    stdout: "piped",
-  }).output();
-  const flags = new TextDecoder().decode(out.stdout).trim().split(" ");
+  })).trim().split(" ");
   assert.deepEqual(flags.filter((f) => f.startsWith("--allow-net")), [
     `--allow-net=127.0.0.1:${port}`,
   ]);
@@ -223,12 +219,13 @@ Deno.test("the service cannot do more than its flags allow", async () => {
       port + 1
     } })]) { try { f(); console.log("allowed"); } catch (e) { console.log(e.name); } }`,
   );
-  const probe = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags.filter((f) => f.startsWith("--allow")), script],
-    stdout: "piped",
-  }).output();
+  const probe = await stdoutOf(Deno.execPath(), [
+    "run",
+    ...flags.filter((f) => f.startsWith("--allow")),
+    script,
+  ]);
   await Deno.remove(script);
-  assert.deepEqual(new TextDecoder().decode(probe.stdout).trim().split("\n"), [
+  assert.deepEqual(probe.trim().split("\n"), [
     "NotCapable",
     "NotCapable",
     "NotCapable",

@@ -7,7 +7,9 @@ import {
   PROJECT_DIR,
   rawRequest,
   run,
+  staleSocket,
   startStack,
+  stdoutOf,
   withStack,
 } from "./test_util.ts";
 import { workerSocket } from "./permissions.ts";
@@ -15,13 +17,8 @@ import { workerSocket } from "./permissions.ts";
 const ready = needs("nginx", "curl");
 
 /** curl, for what fetch cannot do (bind a source address). */
-async function curl(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("curl", {
-    args: ["-sS", ...args],
-    stdout: "piped",
-  })
-    .output();
-  return new TextDecoder().decode(out.stdout);
+function curl(...args: string[]): Promise<string> {
+  return stdoutOf("curl", ["-sS", ...args]);
 }
 
 interface WrkResult {
@@ -36,11 +33,15 @@ async function wrk(
   seconds: number,
   extra: string[] = [],
 ): Promise<WrkResult> {
-  const out = await new Deno.Command("wrk", {
-    args: ["-t2", "-c32", `-d${seconds}s`, "--timeout", "5s", ...extra, url],
-    stdout: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
+  const text = await stdoutOf("wrk", [
+    "-t2",
+    "-c32",
+    `-d${seconds}s`,
+    "--timeout",
+    "5s",
+    ...extra,
+    url,
+  ]);
   const num = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
   return {
     requests: num(/(\d+) requests in/),
@@ -373,11 +374,8 @@ Deno.test({
         .child.status;
       assert.ok(ps);
       // The worker is the deno process whose flags name its socket.
-      const out = await new Deno.Command("pgrep", {
-        args: ["-f", `allow-net=unix:${socket} `],
-        stdout: "piped",
-      }).output();
-      const pids = new TextDecoder().decode(out.stdout).trim().split("\n")
+      const out = await stdoutOf("pgrep", ["-f", `allow-net=unix:${socket} `]);
+      const pids = out.trim().split("\n")
         .filter(Boolean);
       assert.equal(pids.length, 1, `one worker-0 process: ${pids}`);
       Deno.kill(Number(pids[0]), "SIGKILL");
@@ -412,12 +410,9 @@ Deno.test({
     await stack.stop();
     await stack.cleanup();
     assert.ok(stack.stderr.some((l) => l.includes("nginx exited")));
-    const out = await new Deno.Command("pgrep", {
-      args: ["-f", stack.runtimeDir],
-      stdout: "piped",
-    }).output();
+    const out = await stdoutOf("pgrep", ["-f", stack.runtimeDir]);
     assert.equal(
-      new TextDecoder().decode(out.stdout).trim(),
+      out.trim(),
       "",
       "no process left",
     );
@@ -430,13 +425,7 @@ Deno.test({
   fn: async () => {
     const runtimeDir = await Deno.makeTempDir();
     await Deno.mkdir(`${runtimeDir}/sockets`);
-    await new Deno.Command("python3", {
-      args: [
-        "-c",
-        "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
-        workerSocket(runtimeDir, 0),
-      ],
-    }).output();
+    await staleSocket(workerSocket(runtimeDir, 0));
     assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
     await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
       assert.equal(
@@ -467,13 +456,9 @@ Deno.test({
       assert.match(proc.stderr.join("\n"), pattern);
     }
     // Without nginx on PATH: how to get it, and exit 2.
-    const flags = new TextDecoder().decode(
-      (await new Deno.Command(Deno.execPath(), {
-        args: ["task", "-q", "flags", "stack"],
-        stdout: "piped",
-      }).output())
-        .stdout,
-    ).trim().split(" ");
+    const flags =
+      (await stdoutOf(Deno.execPath(), ["task", "-q", "flags", "stack"]))
+        .trim().split(" ");
     const proc = run(Deno.execPath(), ["run", ...flags, "stack.ts"], {
       env: { PATH: "/nonexistent" },
     });
@@ -543,32 +528,23 @@ Deno.test({
         "127.0.0.1\n",
       );
       // Every process of the stack runs as the user.
-      const ps = await new Deno.Command("ps", {
-        args: ["-u", user, "-o", "comm="],
-        stdout: "piped",
-      }).output();
-      const names = new TextDecoder().decode(ps.stdout).trim().split("\n");
+      const ps = await stdoutOf("ps", ["-u", user, "-o", "comm="]);
+      const names = ps.trim().split("\n");
       assert.ok(
         names.filter((n) => n === "nginx").length >= 2,
         names.join(","),
       );
       assert.ok(names.filter((n) => n === "deno").length >= 3, names.join(","));
       // As root there is only runuser itself, which started it.
-      const rootPs = await new Deno.Command("ps", {
-        args: ["-u", "root", "-o", "comm=,args="],
-        stdout: "piped",
-      }).output();
-      const asRoot = new TextDecoder().decode(rootPs.stdout).split("\n")
+      const rootPs = await stdoutOf("ps", ["-u", "root", "-o", "comm=,args="]);
+      const asRoot = rootPs.split("\n")
         .filter((l) => l.includes(runtimeDir) && !l.startsWith("runuser"));
       assert.deepEqual(asRoot, [], "nothing of the stack runs as root");
     } finally {
       // runuser does not pass signals on: stop the user's `deno task`.
-      const task = await new Deno.Command("pgrep", {
-        args: ["-u", user, "-f", "task -q stack"],
-        stdout: "piped",
-      }).output();
+      const task = await stdoutOf("pgrep", ["-u", user, "-f", "task -q stack"]);
       for (
-        const pid of new TextDecoder().decode(task.stdout).split("\n").filter(
+        const pid of task.split("\n").filter(
           Boolean,
         )
       ) {
@@ -577,26 +553,22 @@ Deno.test({
     }
     assert.equal((await proc.child.status).code, 0);
     await proc.drained;
-    const found = await new Deno.Command("find", {
-      args: [
-        "/",
-        "-xdev",
-        "-user",
-        user,
-        "-newer",
-        marker,
-        "-not",
-        "-path",
-        `${runtimeDir}*`,
-        "-not",
-        "-path",
-        "/proc/*",
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
+    const found = await stdoutOf("find", [
+      "/",
+      "-xdev",
+      "-user",
+      user,
+      "-newer",
+      marker,
+      "-not",
+      "-path",
+      `${runtimeDir}*`,
+      "-not",
+      "-path",
+      "/proc/*",
+    ]);
     assert.equal(
-      new TextDecoder().decode(found.stdout).trim(),
+      found.trim(),
       "",
       "files written outside the runtime directory",
     );

@@ -48,6 +48,32 @@ export function needs(...tools: string[]): boolean {
   return false;
 }
 
+/** Runs a command to its end and returns what it wrote to stdout. */
+export async function stdoutOf(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<string> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: options.env,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Leaves a socket file with no listener at `path`, as a crash does. */
+export async function staleSocket(path: string): Promise<void> {
+  await new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      path,
+    ],
+  }).output();
+}
+
 /** Reads a child's output line by line into a list, while it runs. */
 export function collectLines(
   stream: ReadableStream<Uint8Array>,
