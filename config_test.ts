@@ -18,6 +18,8 @@ Deno.test("defaults apply when nothing is set", () => {
   const stack = loadStackConfig(env({}), 3);
   assert.equal(stack.port, 8080);
   assert.equal(stack.workers, 3, "one worker per CPU by default");
+  assert.equal(stack.nginxWorkers, 2, "one nginx process per two workers");
+  assert.equal(loadStackConfig(env({ WORKERS: "1" }), 8).nginxWorkers, 1);
   assert.equal(stack.rateLimit, DEFAULTS.rateLimit);
 });
 
@@ -52,6 +54,7 @@ Deno.test("bad settings are refused with a message naming the variable", () => {
   for (
     const [vars, message] of [
       [{ WORKERS: "0" }, /^Invalid WORKERS/],
+      [{ NGINX_WORKERS: "0" }, /^Invalid NGINX_WORKERS/],
       [{ RATE_LIMIT: "fast" }, /^Invalid RATE_LIMIT/],
       [{ RUNTIME_DIR: "tmp" }, /^Invalid RUNTIME_DIR/],
       [{ FORWARDED_HEADER: "forwarded" }, /only x-forwarded-for/],
@@ -75,8 +78,9 @@ Deno.test("good settings are read as given", () => {
   assert.equal(c.trustedProxies.length, 2);
   assert.equal(c.logLevel, "debug");
   assert.equal(c.forwardedHeader, "forwarded");
-  assert.equal(
-    loadStackConfig(env({ RUNTIME_DIR: "/tmp/x/" })).runtimeDir,
-    "/tmp/x",
+  const stack = loadStackConfig(
+    env({ RUNTIME_DIR: "/tmp/x/", NGINX_WORKERS: "4" }),
   );
+  assert.equal(stack.runtimeDir, "/tmp/x");
+  assert.equal(stack.nginxWorkers, 4);
 });

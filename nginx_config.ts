@@ -72,6 +72,7 @@ export function renderNginxConfig(
   const fields: Record<string, string> = {
     USER: host.user ? `user ${host.user};` : "",
     RUNTIME_DIR: dir,
+    NGINX_WORKERS: String(config.nginxWorkers),
     PORT: String(config.port),
     LISTEN_IPV6: host.ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`

@@ -25,6 +25,11 @@ export function socketDir(runtimeDir: string): string {
   return `${runtimeDir}/sockets`;
 }
 
+/** Where the stack writes the workers' program, main.ts in one file. */
+export function workerScript(runtimeDir: string): string {
+  return `${runtimeDir}/worker.js`;
+}
+
 /** The socket path of worker `index`. */
 export function workerSocket(runtimeDir: string, index: number): string {
   return `${socketDir(runtimeDir)}/worker-${index}.sock`;

@@ -18,7 +18,12 @@ import {
 } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
-import { serviceFlags, socketDir, workerSocket } from "./permissions.ts";
+import {
+  serviceFlags,
+  socketDir,
+  workerScript,
+  workerSocket,
+} from "./permissions.ts";
 import { STATIC_FILES } from "./static_files.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
@@ -126,7 +131,11 @@ class Supervisor {
   #spawnWorker(index: number): Deno.ChildProcess {
     const socket = workerSocket(this.config.runtimeDir, index);
     return new Deno.Command(Deno.execPath(), {
-      args: ["run", ...serviceFlags({ socket }), MAIN],
+      args: [
+        "run",
+        ...serviceFlags({ socket }),
+        workerScript(this.config.runtimeDir),
+      ],
       cwd: PROJECT_DIR,
       // Workers read only what concerns a socket worker.
       env: {
@@ -311,6 +320,29 @@ async function main(): Promise<void> {
       output: new TextDecoder().decode(check.stderr).trim(),
     });
     Deno.exit(2);
+  }
+
+  // Workers run main.ts bundled into one file: loading ipaddr.js, a
+  // CommonJS package, through Deno's npm support costs each worker ~7 MiB.
+  const bundle = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--frozen",
+      "--quiet",
+      "--output",
+      workerScript(config.runtimeDir),
+      MAIN,
+    ],
+    cwd: PROJECT_DIR,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!bundle.success) {
+    logger.error("could not bundle main.ts for the workers", {
+      output: new TextDecoder().decode(bundle.stderr).trim(),
+    });
+    Deno.exit(1);
   }
 
   const supervisor = new Supervisor(config, logger, group?.gid);

@@ -498,6 +498,21 @@ Deno.test({
       stderr: "piped",
     }).output();
     assert.ok(cache.success, new TextDecoder().decode(cache.stderr));
+    // As the image's build stage does: esbuild, which bundles the workers.
+    const bundle = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--frozen",
+        "--quiet",
+        "--output",
+        "/dev/null",
+        "main.ts",
+      ],
+      cwd: app,
+      env: { DENO_DIR: denoDir },
+      stderr: "piped",
+    }).output();
+    assert.ok(bundle.success, new TextDecoder().decode(bundle.stderr));
     await new Deno.Command("chmod", { args: ["-R", "a+rX,go-w", base] })
       .output();
     const runtimeDir = `${base}-runtime`;
