@@ -41,6 +41,15 @@ interface Sample {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function pgrep(pattern: string): Promise<number[]> {
   const out = await new Deno.Command("pgrep", {
     args: ["-f", pattern],
@@ -157,6 +166,10 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
     }
   }
   await Deno.writeTextFile(`${runtimeDir}/nginx.conf`, text);
+  // As the stack does: nginx starts once every worker listens.
+  for (let i = 0; i < workers.length; i++) {
+    while (!(await exists(workerSocket(runtimeDir, i)))) await sleep(20);
+  }
   const nginx = spawn("nginx", [
     "-c",
     `${runtimeDir}/nginx.conf`,
