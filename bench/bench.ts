@@ -170,7 +170,11 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
   for (let i = 0; i < workers.length; i++) {
     while (!(await exists(workerSocket(runtimeDir, i)))) await sleep(20);
   }
-  const nginx = spawn("nginx", [
+  // In a session of its own, as stack.ts starts it: where the kernel groups
+  // scheduling by session (autogroup), nginx then gets a group's share of
+  // the CPU instead of one thread's among all the workers' and wrk's.
+  const nginx = spawn("setsid", [
+    "nginx",
     "-c",
     `${runtimeDir}/nginx.conf`,
     "-e",
