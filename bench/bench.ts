@@ -18,7 +18,7 @@ import { workerSocket } from "../permissions.ts";
 import { freePort, PROJECT_DIR } from "../test_util.ts";
 
 const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
-const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 9);
 const SOAK = Number(Deno.env.get("BENCH_SOAK_REQUESTS") ?? 1_000_000);
 const CONNECTIONS = [64, 256];
 const RESULTS = `${PROJECT_DIR}bench/results`;
@@ -498,7 +498,9 @@ async function main() {
   for (const r of ratios) {
     console.log(
       `| ${r.figure} | ${
-        Number.isInteger(r.value) ? r.value : r.value.toFixed(2)
+        Number.isInteger(r.value)
+          ? r.value
+          : r.value.toFixed(r.value < 10 ? 3 : 1)
       } | ${r.target} | ${r.ok(r.value) ? "yes" : "NO"} |`,
     );
   }
