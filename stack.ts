@@ -3,9 +3,9 @@
  * Deno workers, one Unix socket each. It is `deno task stack` here and the
  * container's command, so what the tests prove is what ships.
  *
- * Start: validate settings, render and check the nginx config, start the
- * workers, wait until each socket answers, start nginx, print one "ready"
- * line. A worker that dies is restarted with backoff; if nginx dies the
+ * Start: validate settings, render and check the nginx config, bundle
+ * main.ts for the workers, start them, wait until each socket answers, start
+ * nginx, print one "ready" line. A worker that dies is restarted with backoff; if nginx dies the
  * stack exits 1. SIGTERM/SIGINT: nginx drains (SIGQUIT), then the workers.
  *
  * @module
@@ -28,6 +28,11 @@ import { STATIC_FILES } from "./static_files.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const PROJECT_DIR = new URL(".", import.meta.url).pathname;
+
+/** `deno bundle` arguments that write main.ts, in one file, to `output`. */
+export function bundleArgs(output: string): string[] {
+  return ["bundle", "--frozen", "--quiet", "--output", output, MAIN];
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -327,14 +332,7 @@ async function main(): Promise<void> {
   // Workers run main.ts bundled into one file: loading ipaddr.js, a
   // CommonJS package, through Deno's npm support costs each worker ~7 MiB.
   const bundle = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--frozen",
-      "--quiet",
-      "--output",
-      workerScript(config.runtimeDir),
-      MAIN,
-    ],
+    args: bundleArgs(workerScript(config.runtimeDir)),
     cwd: PROJECT_DIR,
     stdin: "null",
     stdout: "piped",

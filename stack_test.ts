@@ -13,6 +13,7 @@ import {
   withStack,
 } from "./test_util.ts";
 import { workerSocket } from "./permissions.ts";
+import { bundleArgs } from "./stack.ts";
 
 const ready = needs("nginx", "curl");
 
@@ -500,14 +501,7 @@ Deno.test({
     assert.ok(cache.success, new TextDecoder().decode(cache.stderr));
     // As the image's build stage does: esbuild, which bundles the workers.
     const bundle = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--frozen",
-        "--quiet",
-        "--output",
-        "/dev/null",
-        "main.ts",
-      ],
+      args: bundleArgs("/dev/null"),
       cwd: app,
       env: { DENO_DIR: denoDir },
       stderr: "piped",

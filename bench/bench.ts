@@ -29,11 +29,15 @@ interface Server {
   url: string;
   /** pids of the Deno processes that answer requests. */
   denoPids: () => Promise<number[]>;
+  /** The processes it started; with their descendants, the server's CPU. */
+  roots: number[];
   stop: () => Promise<void>;
 }
 
 interface Sample {
   rps: number;
+  /** CPU time of the server's processes per request, in microseconds. */
+  cpuUs: number;
   p50: number;
   p99: number;
   errors: number;
@@ -121,6 +125,7 @@ async function startStack(): Promise<Server> {
     url: `http://127.0.0.1:${port}/`,
     denoPids: () =>
       pgrep(`allow-net=unix:${runtimeDir}/sockets/worker-[0-9]+.sock `),
+    roots: [child.pid],
     stop: stopper(child),
   };
 }
@@ -185,6 +190,7 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
     name: mode === "bare" ? "nginx+bare" : "nginx",
     url: `http://127.0.0.1:${port}/`,
     denoPids: () => Promise.resolve(workers.map((w) => w.pid)),
+    roots: [nginx.pid, ...workers.map((w) => w.pid)],
     stop: async () => {
       await stopper(nginx, "SIGQUIT")();
       for (const w of workers) await stopper(w)();
@@ -210,6 +216,7 @@ async function startTcp(name: "start" | "bare"): Promise<Server> {
       name === "start"
         ? pgrep(`allow-net=127.0.0.1:${port} `)
         : Promise.resolve([child.pid]),
+    roots: [child.pid],
     stop: stopper(child),
   };
 }
@@ -219,6 +226,35 @@ function millis(text: string): number {
   if (!m) return NaN;
   return Number(m[1]) *
     ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]];
+}
+
+// CPU time (user + system, in clock ticks of 10 ms) of processes and all
+// their descendants: steadier than req/s on a shared machine, because time
+// the server did not get is not counted.
+async function cpuTicks(roots: number[]): Promise<number> {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(entry.name), Number(f[1]));
+      ticks.set(Number(entry.name), Number(f[11]) + Number(f[12]));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let p: number | undefined = pid; p && p > 1; p = parent.get(p)) {
+      if (roots.includes(p)) {
+        total += t;
+        break;
+      }
+    }
+  }
+  return total;
 }
 
 async function wrk(
@@ -245,6 +281,7 @@ async function wrk(
   );
   return {
     rps: num(/Requests\/sec:\s+([\d.]+)/),
+    cpuUs: NaN,
     p50: millis(text.match(/\s50%\s+(\S+)/)?.[1] ?? ""),
     p99: millis(text.match(/\s99%\s+(\S+)/)?.[1] ?? ""),
     errors: num(/Non-2xx or 3xx responses: (\d+)/) +
@@ -356,13 +393,18 @@ async function main() {
         );
         for (const s of order) {
           await sleep(1000);
+          const before = await cpuTicks(s.roots);
           const sample = await wrk(s.url, c, DURATION);
+          sample.cpuUs = ((await cpuTicks(s.roots)) - before) * 10_000 /
+            (sample.rps * DURATION);
           const key = `${s.name}|${c}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
           console.log(
             `round ${round + 1} ${s.name.padEnd(10)} c${c}: ${
               sample.rps.toFixed(0)
-            } req/s p99 ${sample.p99} ms errors ${sample.errors}`,
+            } req/s p99 ${sample.p99} ms cpu ${
+              sample.cpuUs.toFixed(1)
+            } µs/req errors ${sample.errors}`,
           );
         }
       }
@@ -408,6 +450,7 @@ async function main() {
       rps: median(xs.map((x) => x.rps)),
       p50: median(xs.map((x) => x.p50)),
       p99: median(xs.map((x) => x.p99)),
+      cpuUs: median(xs.map((x) => x.cpuUs)),
       errors: xs.reduce((a, x) => a + x.errors, 0),
       rssMiB: peakRss.get(name) ?? 0,
     };
@@ -418,11 +461,24 @@ async function main() {
     a: string,
     b: string,
     c: number,
-    field: "rps" | "p99",
+    field: "rps" | "p99" | "cpuUs",
   ) => {
     const xs = samples.get(`${a}|${c}`)!, ys = samples.get(`${b}|${c}`)!;
     return median(xs.map((x, i) => x[field] / ys[i][field]));
   };
+  // No targets: the cost of each layer in CPU time, which the shared
+  // machine's noise moves far less than req/s.
+  const cpuRatios = [
+    [
+      "start ÷ bare Deno.serve, TCP (c64)",
+      paired("start", "bare", 64, "cpuUs"),
+    ],
+    [
+      "stack ÷ nginx + bare Deno.serve (c64)",
+      paired("stack", "nginx+bare", 64, "cpuUs"),
+    ],
+    ["stack ÷ nginx return 200 (c64)", paired("stack", "nginx", 64, "cpuUs")],
+  ] as const;
   const ratios = [
     {
       figure: "stack ÷ nginx return 200 (req/s, c64)",
@@ -483,14 +539,16 @@ async function main() {
   ];
 
   console.log(
-    "\n| server | conns | req/s | p50 ms | p99 ms | errors | peak worker RSS MiB |",
+    "\n| server | conns | req/s | p50 ms | p99 ms | CPU µs/req | errors | peak worker RSS MiB |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of table) {
     console.log(
       `| ${r.name} | ${r.c} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${
         r.p99.toFixed(2)
-      } | ${r.errors} | ${r.rssMiB ? r.rssMiB.toFixed(1) : "-"} |`,
+      } | ${r.cpuUs.toFixed(1)} | ${r.errors} | ${
+        r.rssMiB ? r.rssMiB.toFixed(1) : "-"
+      } |`,
     );
   }
   console.log("\n| figure | value | target | met |");
@@ -503,6 +561,11 @@ async function main() {
           : r.value.toFixed(r.value < 10 ? 3 : 1)
       } | ${r.target} | ${r.ok(r.value) ? "yes" : "NO"} |`,
     );
+  }
+  console.log("\n| CPU time per request | ratio |");
+  console.log("|---|---:|");
+  for (const [figure, value] of cpuRatios) {
+    console.log(`| ${figure} | ${value.toFixed(3)} |`);
   }
   await Deno.mkdir(RESULTS, { recursive: true });
   await Deno.writeTextFile(
@@ -519,6 +582,7 @@ async function main() {
         soak,
         table,
         runs: Object.fromEntries(samples),
+        cpu_ratios: Object.fromEntries(cpuRatios),
         ratios: ratios.map(({ figure, value, target, ok }) => ({
           figure,
           value,
