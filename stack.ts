@@ -334,6 +334,8 @@ async function main(): Promise<void> {
   const bundle = await new Deno.Command(Deno.execPath(), {
     args: bundleArgs(workerScript(config.runtimeDir)),
     cwd: PROJECT_DIR,
+    // Plain text for the log line if it fails.
+    env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -12,7 +12,7 @@ import {
   stdoutOf,
   withStack,
 } from "./test_util.ts";
-import { workerSocket } from "./permissions.ts";
+import { workerScript, workerSocket } from "./permissions.ts";
 import { bundleArgs } from "./stack.ts";
 
 const ready = needs("nginx", "curl");
@@ -438,6 +438,27 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a stack that cannot bundle its workers says why and exits 1",
+  ignore: !ready,
+  fn: async () => {
+    const runtimeDir = await Deno.makeTempDir();
+    // A directory where the bundle must go: deno bundle cannot write it.
+    await Deno.mkdir(workerScript(runtimeDir));
+    const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+      env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
+    });
+    assert.equal((await proc.child.status).code, 1);
+    await proc.drained;
+    assert.match(
+      proc.stderr.join("\n") + proc.stdout.join("\n"),
+      /could not bundle main\.ts for the workers/,
+    );
+    assert.equal(await stdoutOf("pgrep", ["-f", runtimeDir]), "");
+    await Deno.remove(runtimeDir, { recursive: true });
+  },
+});
+
+Deno.test({
   name:
     "bad stack settings and a missing nginx stop the start with exit code 2",
   ignore: !ready,
@@ -539,8 +560,10 @@ Deno.test({
       // Every process of the stack runs as the user.
       const ps = await stdoutOf("ps", ["-u", user, "-o", "comm="]);
       const names = ps.trim().split("\n");
-      assert.ok(
-        names.filter((n) => n === "nginx").length >= 2,
+      // nginx: the master and one process, half of WORKERS=2.
+      assert.equal(
+        names.filter((n) => n === "nginx").length,
+        2,
         names.join(","),
       );
       assert.ok(names.filter((n) => n === "deno").length >= 3, names.join(","));
