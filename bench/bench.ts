@@ -1,12 +1,14 @@
 /**
  * `deno task bench`: the shipped stack against the physical limits, side by
  * side in one run on this machine, driven by wrk. Prints a table and the
- * target ratios; writes bench/results/latest.json and latest.svg.
+ * target ratios, and the CPU time each server spent per request; writes
+ * bench/results/latest.json and latest.svg.
  *
  * Servers (all running at once, measured in alternation):
  *   stack        the production stack as shipped (deno task stack)
  *   nginx+bare   the same rendered nginx config in front of bare Deno.serve
- *   nginx        the same config answering `return 200` by itself
+ *   nginx        the same config answering `return 200` by itself, with
+ *                one nginx process per core (nginx at its best)
  *   start        the service alone on TCP (deno task start)
  *   bare         bare Deno.serve on TCP, byte-identical answers
  *
