@@ -4,6 +4,7 @@
  * @module
  */
 import template from "./nginx/nginx.conf" with { type: "text" };
+import { COMMON_HEADERS } from "./common_headers.ts";
 import type { StackConfig } from "./config.ts";
 import { workerSocket } from "./permissions.ts";
 
@@ -32,6 +33,15 @@ export const NGINX_ERRORS: Record<number, [number, string]> = {
   504: [504, "Gateway timeout"],
 };
 
+// The workers leave these to nginx (app.ts says why); `always`, so that
+// error answers carry them too.
+const ADD_HEADERS = [
+  ...Object.entries(COMMON_HEADERS).map(([name, value]) =>
+    `add_header ${name} "${value}" always;`
+  ),
+  'add_header X-Request-Id "$req_id" always;',
+];
+
 // URI locations, not named ones: nginx cannot redirect a request whose
 // request line it could not parse to a named location.
 function errorPages(): string {
@@ -50,10 +60,7 @@ function errorPages(): string {
       "  internal;",
       "  types { }",
       "  default_type application/json;",
-      '  add_header Cache-Control "no-store" always;',
-      '  add_header Access-Control-Allow-Origin "*" always;',
-      '  add_header X-Content-Type-Options "nosniff" always;',
-      '  add_header X-Request-Id "$req_id" always;',
+      ...ADD_HEADERS.map((line) => "  " + line),
       ...extra.map((line) => "  " + line),
       `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
       "}",
@@ -95,6 +102,7 @@ export function renderNginxConfig(
       (_, i) =>
         `    server unix:${workerSocket(dir, i)} max_fails=1 fail_timeout=2s;`,
     ).join("\n"),
+    ADD_HEADERS: ADD_HEADERS.map((line) => "      " + line).join("\n"),
     ERROR_PAGES: errorPages(),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {

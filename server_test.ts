@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   denoTask,
   freePort,
+  run,
   type Running,
   staleSocket,
   stdoutOf,
@@ -22,13 +23,15 @@ async function stopped(proc: Running, signal: Deno.Signal = "SIGTERM") {
   return status;
 }
 
-/** One HTTP/1.1 request over a Unix socket, answered in full. */
-async function unixGet(
-  path: string,
+/** One HTTP/1.1 request to a Unix socket's path or a port on 127.0.0.1. */
+async function rawGet(
+  to: string | number,
   target: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string; head: string }> {
-  const conn = await Deno.connect({ transport: "unix", path });
+  const conn = typeof to === "string"
+    ? await Deno.connect({ transport: "unix", path: to })
+    : await Deno.connect({ hostname: "127.0.0.1", port: to });
   const lines = Object.entries({ host: "x", connection: "close", ...headers })
     .map(([k, v]) => `${k}: ${v}\r\n`).join("");
   await conn.write(
@@ -96,13 +99,13 @@ Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed 
   const proc = await started({ SOCKET: socket });
   try {
     assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
-    let res = await unixGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
+    let res = await rawGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
     assert.equal(res.status, 200);
     assert.equal(res.body, "2001:db8::7\n");
-    res = await unixGet(socket, "/ip", { "x-real-ip": "evil<script>" });
+    res = await rawGet(socket, "/ip", { "x-real-ip": "evil<script>" });
     assert.equal(res.status, 400);
     assert.doesNotMatch(res.body, /evil/);
-    res = await unixGet(socket, "/ip");
+    res = await rawGet(socket, "/ip");
     assert.equal(res.status, 400);
   } finally {
     const status = await stopped(proc);
@@ -120,13 +123,13 @@ Deno.test("a stale socket from a crash is removed; a regular file or live socket
   assert.ok((await Deno.lstat(socket)).isSocket);
   const proc = await started({ SOCKET: socket });
   try {
-    assert.equal((await unixGet(socket, "/healthz")).status, 200);
+    assert.equal((await rawGet(socket, "/healthz")).status, 200);
     // A second process must not steal the live socket.
     const second = denoTask("start", { SOCKET: socket });
     assert.equal((await second.child.status).code, 2);
     await second.drained;
     assert.match(second.stderr.join("\n"), /another process is listening/);
-    assert.equal((await unixGet(socket, "/healthz")).status, 200);
+    assert.equal((await rawGet(socket, "/healthz")).status, 200);
   } finally {
     await stopped(proc);
   }
@@ -230,4 +233,43 @@ Deno.test("the service cannot do more than its flags allow", async () => {
     "NotCapable",
     "NotCapable",
   ]);
+});
+
+Deno.test("the bench's bare server answers GET / with the service's bytes", async () => {
+  // bench/bench.ts measures the service against it as Deno's limit: the
+  // comparison is fair only while the answers are the same.
+  const dir = await Deno.makeTempDir();
+  const port = freePort(), barePort = freePort();
+  const service = [
+    await started({ SOCKET: `${dir}/s.sock` }),
+    await started({ PORT: String(port), HOST: "127.0.0.1" }),
+  ];
+  const bare = [
+    run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
+      env: { SOCKET: `${dir}/b.sock` },
+    }),
+    run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
+      env: { PORT: String(barePort) },
+    }),
+  ];
+  // Only the date and the timestamp may differ.
+  const masked = (answer: { head: string; body: string }) =>
+    answer.head.replace(/^date: .*$/im, "date: -") + "\r\n\r\n" +
+    answer.body.replace(/"timestamp":"[^"]+"/, '"timestamp":"-"');
+  const headers = { "x-real-ip": "192.0.2.1", "x-request-id": "same-1" };
+  try {
+    for (const b of bare) await b.waitFor(/"msg":"listening"/);
+    assert.equal(
+      masked(await rawGet(`${dir}/b.sock`, "/", headers)),
+      masked(await rawGet(`${dir}/s.sock`, "/", headers)),
+    );
+    assert.equal(
+      masked(await rawGet(barePort, "/", headers)),
+      masked(await rawGet(port, "/", headers)),
+    );
+  } finally {
+    for (const b of bare) await stopped(b);
+    for (const s of service) await stopped(s);
+    await Deno.remove(dir, { recursive: true });
+  }
 });

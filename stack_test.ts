@@ -12,6 +12,7 @@ import {
   stdoutOf,
   withStack,
 } from "./test_util.ts";
+import { COMMON_HEADERS } from "./common_headers.ts";
 import { workerScript, workerSocket } from "./permissions.ts";
 import { bundleArgs } from "./stack.ts";
 
@@ -103,6 +104,47 @@ Deno.test({
         res = await fetch(`${base}/nope`);
         assert.equal(res.status, 404);
         assert.deepEqual(await res.json(), { error: "Not found" });
+      }
+    }),
+});
+
+Deno.test({
+  name: "through the stack every answer carries each common header once",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      // Worker answers (nginx adds the headers) and nginx's own errors.
+      const cases: [string, string, number][] = [
+        ["GET", "/", 200],
+        ["GET", "/?format=html", 200],
+        ["GET", "/ip", 200],
+        ["HEAD", "/timestamp", 200],
+        ["GET", "/healthz", 200],
+        ["GET", "/openapi.json", 200],
+        ["OPTIONS", "/", 204],
+        ["DELETE", "/ip", 405],
+        ["GET", "/nope", 404],
+        ["GET", "/ip?format=bad", 400],
+        ["TRACE", "/", 405],
+      ];
+      for (const [method, path, status] of cases) {
+        const what = `${method} ${path}`;
+        const answer = await rawRequest(
+          stack.port,
+          `${method} ${path} HTTP/1.1\r\nHost: x\r\nX-Request-Id: once-1\r\n` +
+            "Connection: close\r\n\r\n",
+        );
+        assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+        const head = answer.slice(0, answer.indexOf("\r\n\r\n")).split("\r\n");
+        const values = (name: string) =>
+          head.filter((l) =>
+            l.toLowerCase().startsWith(name.toLowerCase() + ":")
+          )
+            .map((l) => l.slice(name.length + 1).trim());
+        for (const [name, value] of Object.entries(COMMON_HEADERS)) {
+          assert.deepEqual(values(name), [value], `${what}: ${name}`);
+        }
+        assert.deepEqual(values("X-Request-Id"), ["once-1"], what);
       }
     }),
 });

@@ -1,25 +1,30 @@
 /**
  * The physical limit for a Deno worker: bare `Deno.serve`, no framework,
  * answering `GET /` with the same bytes and headers as the service.
- * On a Unix socket (SOCKET) it reads X-Real-IP, on TCP (PORT) the peer.
+ * On a Unix socket (SOCKET) it reads X-Real-IP and, like the service's
+ * workers, leaves the common headers to nginx; on TCP (PORT) it reports the
+ * peer and sets them itself.
  *
  * @module
  */
+import { COMMON_HEADERS } from "../common_headers.ts";
+
 const socket = Deno.env.get("SOCKET");
 
 function handler(req: Request, info: Deno.ServeHandlerInfo): Response {
   const remote = info.remoteAddr;
-  const ip = remote.transport === "unix"
-    ? req.headers.get("x-real-ip") ?? ""
-    : (remote as Deno.NetAddr).hostname;
   const timestamp = new Date().toISOString().slice(0, -1) + "+00:00";
+  if (remote.transport === "unix") {
+    const ip = req.headers.get("x-real-ip") ?? "";
+    return new Response(JSON.stringify({ timestamp, ip }), {
+      headers: { "content-type": "application/json", vary: "Accept" },
+    });
+  }
+  const ip = (remote as Deno.NetAddr).hostname;
   return new Response(JSON.stringify({ timestamp, ip }), {
     headers: {
-      "cache-control": "no-store",
-      "access-control-allow-origin": "*",
-      "access-control-expose-headers": "X-Request-Id",
-      "x-content-type-options": "nosniff",
-      "x-request-id": req.headers.get("x-request-id") ?? crypto.randomUUID(),
+      ...COMMON_HEADERS,
+      "X-Request-Id": req.headers.get("x-request-id") ?? crypto.randomUUID(),
       "content-type": "application/json",
       vary: "Accept",
     },
