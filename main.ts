@@ -8,6 +8,7 @@
  */
 import meta from "./deno.json" with { type: "json" };
 import { createApp } from "./app.ts";
+import { COMMON_HEADERS } from "./common_headers.ts";
 import {
   ConfigError,
   DEFAULTS,
@@ -68,7 +69,11 @@ export async function serve(
       logger.error("unhandled error", { error: String(err) });
       return new Response('{"error":"Internal server error"}\n', {
         status: 500,
-        headers: { "content-type": "application/json" },
+        // On the socket, nginx adds the common headers (see app.ts).
+        headers: {
+          ...(config.socket ? {} : COMMON_HEADERS),
+          "content-type": "application/json",
+        },
       });
     },
   };
