@@ -21,8 +21,8 @@ import { freePort, PROJECT_DIR } from "../test_util.ts";
 
 const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 // Fifteen rounds: on two shared cores one round's ratio can be anywhere
-// from 0.7 to 1.4 times the next one's, and with nine rounds the median
-// itself still moved by ±6% from run to run.
+// from 0.7 to 1.4 times the next one's, and with nine rounds the medians
+// still moved by 6-10% from run to run.
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 15);
 const SOAK = Number(Deno.env.get("BENCH_SOAK_REQUESTS") ?? 1_000_000);
 const CONNECTIONS = [64, 256];
