@@ -92,7 +92,7 @@ function reply(
 ): Response {
   const headers: Record<string, string> = behindStackNginx(c)
     ? {}
-    : { ...COMMON_HEADERS, "X-Request-Id": requestId };
+    : { ...COMMON_HEADERS, "x-request-id": requestId };
   if (type !== null) headers["content-type"] = type;
   if (extra) Object.assign(headers, extra);
   return new Response(body, { status, headers });

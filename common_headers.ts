@@ -6,10 +6,14 @@
  * @module
  */
 
-/** Set on every API answer, errors included. */
+/**
+ * Set on every API answer, errors included. Lowercase, like every header the
+ * app sets: an answer's own value (a static file's `cache-control`) must
+ * replace these, not be sent next to them.
+ */
 export const COMMON_HEADERS: Readonly<Record<string, string>> = {
-  "Cache-Control": "no-store",
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Expose-Headers": "X-Request-Id",
-  "X-Content-Type-Options": "nosniff",
+  "cache-control": "no-store",
+  "access-control-allow-origin": "*",
+  "access-control-expose-headers": "X-Request-Id",
+  "x-content-type-options": "nosniff",
 };

@@ -39,7 +39,7 @@ const ADD_HEADERS = [
   ...Object.entries(COMMON_HEADERS).map(([name, value]) =>
     `add_header ${name} "${value}" always;`
   ),
-  'add_header X-Request-Id "$req_id" always;',
+  'add_header x-request-id "$req_id" always;',
 ];
 
 // URI locations, not named ones: nginx cannot redirect a request whose

@@ -24,7 +24,7 @@ function handler(req: Request, info: Deno.ServeHandlerInfo): Response {
   return new Response(JSON.stringify({ timestamp, ip }), {
     headers: {
       ...COMMON_HEADERS,
-      "X-Request-Id": req.headers.get("x-request-id") ?? crypto.randomUUID(),
+      "x-request-id": req.headers.get("x-request-id") ?? crypto.randomUUID(),
       "content-type": "application/json",
       vary: "Accept",
     },
