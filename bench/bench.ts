@@ -431,17 +431,9 @@ async function main() {
       const r = await wrk(stack.url, 64, 10);
       done += Math.round(r.rps * 10);
       soak.errors += r.errors;
-      if (!half && done >= SOAK / 2) {
-        const pids = await stack.denoPids();
-        half = Math.max(
-          ...await Promise.all(pids.map((p) => rssKiB(p, "VmRSS"))),
-        ) / 1024;
-      }
+      if (!half && done >= SOAK / 2) half = await workerRss(stack, "VmRSS");
     }
-    const pids = await stack.denoPids();
-    const end = Math.max(
-      ...await Promise.all(pids.map((p) => rssKiB(p, "VmRSS"))),
-    ) / 1024;
+    const end = await workerRss(stack, "VmRSS");
     soak = { ...soak, requests: done, rssHalfMiB: half, rssEndMiB: end };
   } finally {
     await stack.stop();
