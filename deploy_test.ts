@@ -11,6 +11,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { REQUEST_ID_PATTERN, ROUTES } from "./app.ts";
 import { DEFAULTS, loadServiceConfig } from "./config.ts";
 import { compileFlags, serviceFlags } from "./permissions.ts";
+import { bundleArgs } from "./stack.ts";
 
 const read = (path: string) =>
   Deno.readTextFileSync(new URL(path, import.meta.url));
@@ -146,6 +147,18 @@ Deno.test("the runtime directory is the one writable place, in image and pod", (
   assert.match(
     readme,
     /--read-only --tmpfs \/tmp --cap-drop ALL --security-opt no-new-privileges/,
+  );
+});
+
+Deno.test("the image's build stage bundles main.ts as the stack does", () => {
+  // So that esbuild is in the image's DENO_DIR, which is read-only at run.
+  const args = bundleArgs("/dev/null");
+  args[args.length - 1] = "main.ts";
+  assert.ok(
+    dockerfile().some((i) =>
+      i.op === "RUN" && i.args.includes(`deno ${args.join(" ")}`)
+    ),
+    `no RUN with deno ${args.join(" ")}`,
   );
 });
 
