@@ -15,6 +15,8 @@ RUN printf 'import "hono";\nimport "hono/accepts";\nimport "ipaddr.js";\n' > dep
   && deno cache --frozen deps.ts \
   && rm deps.ts
 COPY *.ts ./
+COPY service/ service/
+COPY stack/ stack/
 COPY nginx/ nginx/
 COPY static/ static/
 # Nothing may be missing from the layer above (--cached-only), and loading
@@ -22,7 +24,7 @@ COPY static/ static/
 # transpiled modules in the cache, so nothing is fetched or compiled at start.
 # One bundle of main.ts caches the esbuild that the stack bundles the
 # workers with at start.
-RUN deno cache --frozen --cached-only main.ts stack.ts permissions.ts \
+RUN deno cache --frozen --cached-only main.ts stack.ts stack/permissions.ts \
   && { PORT=invalid deno run --cached-only --allow-env main.ts; test $? -eq 2; } \
   && { PORT=invalid deno run --cached-only --allow-env stack.ts; test $? -eq 2; } \
   && deno bundle --frozen --quiet --output /dev/null main.ts

@@ -7,15 +7,15 @@
  * @module
  */
 import meta from "./deno.json" with { type: "json" };
-import { createApp } from "./app.ts";
-import { COMMON_HEADERS } from "./common_headers.ts";
+import { createApp } from "./service/app.ts";
+import { COMMON_HEADERS } from "./service/common_headers.ts";
 import {
   ConfigError,
   DEFAULTS,
   loadServiceConfig,
   type ServiceConfig,
-} from "./config.ts";
-import { createLogger, type Logger } from "./log.ts";
+} from "./service/config.ts";
+import { createLogger, type Logger } from "./service/log.ts";
 
 /** The service's version, from `deno.json`. */
 export const VERSION: string = meta.version;

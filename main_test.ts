@@ -1,13 +1,13 @@
 // The API contract, in-process through `app.request()`.
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { createApp, formatTimestamp, PAGE_CSP, ROUTES } from "./app.ts";
-import { parseRange } from "./client_ip.ts";
-import { COMMON_HEADERS } from "./common_headers.ts";
-import type { ForwardedHeader } from "./config.ts";
-import { createLogger } from "./log.ts";
+import { createApp, formatTimestamp, PAGE_CSP, ROUTES } from "./service/app.ts";
+import { parseRange } from "./service/client_ip.ts";
+import { COMMON_HEADERS } from "./service/common_headers.ts";
+import type { ForwardedHeader } from "./service/config.ts";
+import { createLogger } from "./service/log.ts";
 import { VERSION } from "./main.ts";
-import { STATIC_PATHS } from "./test_util.ts";
+import { STATIC_PATHS } from "./tests/test_util.ts";
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$/;
 
@@ -343,7 +343,7 @@ Deno.test("GET / negotiates: browsers get HTML, everyone else JSON", async () =>
 });
 
 Deno.test("the page escapes what it shows", async () => {
-  const { renderPage } = await import("./page.ts");
+  const { renderPage } = await import("./service/page.ts");
   const html = renderPage({
     ip: '<img src=x onerror="1">',
     timestamp: "t",

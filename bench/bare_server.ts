@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { COMMON_HEADERS } from "../common_headers.ts";
+import { COMMON_HEADERS } from "../service/common_headers.ts";
 
 const socket = Deno.env.get("SOCKET");
 

@@ -14,10 +14,10 @@
  *
  * @module
  */
-import { loadStackConfig } from "../config.ts";
-import { renderNginxConfig } from "../nginx_config.ts";
-import { workerSocket } from "../permissions.ts";
-import { freePort, PROJECT_DIR } from "../test_util.ts";
+import { loadStackConfig } from "../service/config.ts";
+import { renderNginxConfig } from "../stack/nginx_config.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
+import { freePort, PROJECT_DIR } from "../tests/test_util.ts";
 
 const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 // Fifteen rounds: on two shared cores one round's ratio can be anywhere
@@ -129,7 +129,11 @@ async function startStack(): Promise<Server> {
     name: "stack",
     url: `http://127.0.0.1:${port}/`,
     denoPids: () =>
-      pgrep(`allow-net=unix:${runtimeDir}/sockets/worker-[0-9]+.sock `),
+      pgrep(
+        `allow-net=unix:${
+          runtimeLayout(runtimeDir).sockets
+        }/worker-[0-9]+.sock `,
+      ),
     roots: [child.pid],
     stop: stopper(child),
   };
@@ -149,8 +153,9 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
     ...(mode === "return" ? { NGINX_WORKERS: String(WORKERS) } : {}),
   };
   const config = loadStackConfig((n) => env[n]);
-  for (const d of ["sockets", "nginx", "public"]) {
-    await Deno.mkdir(`${runtimeDir}/${d}`);
+  const layout = runtimeLayout(runtimeDir);
+  for (const d of [layout.sockets, layout.nginxTemp, layout.public]) {
+    await Deno.mkdir(d);
   }
   let text = renderNginxConfig(config, {
     ipv6: false,
@@ -175,7 +180,7 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
       );
     }
   }
-  await Deno.writeTextFile(`${runtimeDir}/nginx.conf`, text);
+  await Deno.writeTextFile(layout.nginxConf, text);
   // As the stack does: nginx starts once every worker listens.
   for (let i = 0; i < workers.length; i++) {
     while (!(await exists(workerSocket(runtimeDir, i)))) await sleep(20);
@@ -186,7 +191,7 @@ async function startNginx(mode: "bare" | "return"): Promise<Server> {
   const nginx = spawn("setsid", [
     "nginx",
     "-c",
-    `${runtimeDir}/nginx.conf`,
+    layout.nginxConf,
     "-e",
     "stderr",
   ]);

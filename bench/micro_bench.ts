@@ -1,12 +1,12 @@
 // `deno bench`: the per-request work, without sockets.
-import { createApp, formatTimestamp } from "../app.ts";
+import { createApp, formatTimestamp } from "../service/app.ts";
 import {
   parseAddress,
   parseRange,
   resolveClient,
   splitForwardedFor,
-} from "../client_ip.ts";
-import { createLogger } from "../log.ts";
+} from "../service/client_ip.ts";
+import { createLogger } from "../service/log.ts";
 
 const info = {
   remoteAddr: { transport: "unix", path: "" },

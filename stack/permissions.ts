@@ -15,25 +15,11 @@ import {
   type ServiceConfig,
   STACK_ENV,
   type StackConfig,
-} from "./config.ts";
+} from "../service/config.ts";
+import { workerSocket } from "./runtime_dir.ts";
 
 /** Flags that keep every process from fetching or resolving code at start. */
 export const FROZEN_FLAGS = ["--cached-only", "--frozen"];
-
-/** Where the stack keeps the workers' sockets. */
-export function socketDir(runtimeDir: string): string {
-  return `${runtimeDir}/sockets`;
-}
-
-/** Where the stack writes the workers' program, main.ts in one file. */
-export function workerScript(runtimeDir: string): string {
-  return `${runtimeDir}/worker.js`;
-}
-
-/** The socket path of worker `index`. */
-export function workerSocket(runtimeDir: string, index: number): string {
-  return `${socketDir(runtimeDir)}/worker-${index}.sock`;
-}
 
 /**
  * The service's flags: the env variables it reads, and either the exact

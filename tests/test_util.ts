@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { STATIC_FILES } from "./static_files.ts";
+import { STATIC_FILES } from "../service/static_files.ts";
 
 /** The project directory (where `deno.json` is). */
-export const PROJECT_DIR = new URL(".", import.meta.url).pathname;
+export const PROJECT_DIR = new URL("..", import.meta.url).pathname;
 
 /** A TCP port that was free a moment ago. */
 export function freePort(): number {

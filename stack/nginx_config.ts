@@ -3,10 +3,10 @@
  *
  * @module
  */
-import template from "./nginx/nginx.conf" with { type: "text" };
-import { COMMON_HEADERS } from "./common_headers.ts";
-import type { StackConfig } from "./config.ts";
-import { workerSocket } from "./permissions.ts";
+import template from "../nginx/nginx.conf" with { type: "text" };
+import { COMMON_HEADERS } from "../service/common_headers.ts";
+import type { StackConfig } from "../service/config.ts";
+import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
 /** Facts about the machine that the config depends on. */
 export interface NginxHost {
@@ -75,10 +75,13 @@ export function renderNginxConfig(
   host: NginxHost,
 ): string {
   const dir = config.runtimeDir;
+  const layout = runtimeLayout(dir);
   const rate = config.rateLimit;
   const fields: Record<string, string> = {
     USER: host.user ? `user ${host.user};` : "",
-    RUNTIME_DIR: dir,
+    PID_FILE: layout.nginxPid,
+    NGINX_TEMP: layout.nginxTemp,
+    PUBLIC_DIR: layout.public,
     NGINX_WORKERS: String(config.nginxWorkers),
     PORT: String(config.port),
     LISTEN_IPV6: host.ipv6

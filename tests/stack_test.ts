@@ -12,9 +12,9 @@ import {
   stdoutOf,
   withStack,
 } from "./test_util.ts";
-import { COMMON_HEADERS } from "./common_headers.ts";
-import { workerScript, workerSocket } from "./permissions.ts";
-import { bundleArgs } from "./stack.ts";
+import { COMMON_HEADERS } from "../service/common_headers.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
+import { bundleArgs } from "../stack/supervisor.ts";
 
 const ready = needs("nginx", "curl");
 
@@ -389,13 +389,13 @@ Deno.test({
     assert.equal(result.requests, logged.length, JSON.stringify(result));
     for (
       const file of [
-        "sockets/worker-0.sock",
-        "sockets/worker-1.sock",
-        "nginx.pid",
+        workerSocket(stack.runtimeDir, 0),
+        workerSocket(stack.runtimeDir, 1),
+        runtimeLayout(stack.runtimeDir).nginxPid,
       ]
     ) {
       await assert.rejects(
-        Deno.lstat(`${stack.runtimeDir}/${file}`),
+        Deno.lstat(file),
         Deno.errors.NotFound,
         file,
       );
@@ -445,7 +445,7 @@ Deno.test({
   fn: async () => {
     const stack = await startStack();
     const pid = Number(
-      await Deno.readTextFile(`${stack.runtimeDir}/nginx.pid`),
+      await Deno.readTextFile(runtimeLayout(stack.runtimeDir).nginxPid),
     );
     Deno.kill(pid, "SIGKILL");
     const { code } = await stack.child.status;
@@ -467,7 +467,7 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const runtimeDir = await Deno.makeTempDir();
-    await Deno.mkdir(`${runtimeDir}/sockets`);
+    await Deno.mkdir(runtimeLayout(runtimeDir).sockets);
     await staleSocket(workerSocket(runtimeDir, 0));
     assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
     await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
@@ -485,7 +485,7 @@ Deno.test({
   fn: async () => {
     const runtimeDir = await Deno.makeTempDir();
     // A directory where the bundle must go: deno bundle cannot write it.
-    await Deno.mkdir(workerScript(runtimeDir));
+    await Deno.mkdir(runtimeLayout(runtimeDir).workerScript);
     const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
       env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
     });
@@ -556,7 +556,13 @@ Deno.test({
     await new Deno.Command("cp", { args: ["-r", PROJECT_DIR, app] }).output();
     const denoDir = `${base}/deno`;
     const cache = await new Deno.Command(Deno.execPath(), {
-      args: ["cache", "--frozen", "main.ts", "stack.ts", "permissions.ts"],
+      args: [
+        "cache",
+        "--frozen",
+        "main.ts",
+        "stack.ts",
+        "stack/permissions.ts",
+      ],
       cwd: app,
       env: { DENO_DIR: denoDir },
       stderr: "piped",

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import appJs from "./static/app.js" with { type: "text" };
-import styleCss from "./static/style.css" with { type: "text" };
-import robotsTxt from "./static/robots.txt" with { type: "text" };
-import favicon from "./static/favicon.ico" with { type: "bytes" };
+import appJs from "../static/app.js" with { type: "text" };
+import styleCss from "../static/style.css" with { type: "text" };
+import robotsTxt from "../static/robots.txt" with { type: "text" };
+import favicon from "../static/favicon.ico" with { type: "bytes" };
 
 /** One static file as served. */
 export interface StaticFile {

@@ -1,0 +1,43 @@
+/**
+ * The runtime directory's layout, in one place: every path the stack
+ * writes under `RUNTIME_DIR`, and what reads it (nginx, the workers, the
+ * bench and the tests) takes it from here.
+ *
+ * @module
+ */
+
+/** The paths under one runtime directory. */
+export interface RuntimeLayout {
+  /** The runtime directory itself. */
+  root: string;
+  /** The workers' Unix sockets. */
+  sockets: string;
+  /** nginx's temp paths (client bodies, proxy buffers). */
+  nginxTemp: string;
+  /** Static files nginx serves. */
+  public: string;
+  /** The rendered nginx config. */
+  nginxConf: string;
+  /** nginx's pid file, written once it has bound its sockets. */
+  nginxPid: string;
+  /** The workers' program: main.ts in one file. */
+  workerScript: string;
+}
+
+/** The layout of the runtime directory `root`. */
+export function runtimeLayout(root: string): RuntimeLayout {
+  return {
+    root,
+    sockets: `${root}/sockets`,
+    nginxTemp: `${root}/nginx`,
+    public: `${root}/public`,
+    nginxConf: `${root}/nginx.conf`,
+    nginxPid: `${root}/nginx.pid`,
+    workerScript: `${root}/worker.js`,
+  };
+}
+
+/** The socket path of worker `index` under the runtime directory `root`. */
+export function workerSocket(root: string, index: number): string {
+  return `${runtimeLayout(root).sockets}/worker-${index}.sock`;
+}
