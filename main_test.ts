@@ -5,7 +5,7 @@ import { createApp, formatTimestamp, PAGE_CSP, ROUTES } from "./service/app.ts";
 import { parseRange } from "./service/client_ip.ts";
 import { COMMON_HEADERS } from "./service/common_headers.ts";
 import type { ForwardedHeader } from "./service/config.ts";
-import { createLogger } from "./service/log.ts";
+import { createLogger, type LogFields, type Logger } from "./service/log.ts";
 import { VERSION } from "./main.ts";
 import { STATIC_PATHS } from "./tests/test_util.ts";
 
@@ -22,14 +22,38 @@ const UNIX = {
   completed: Promise.resolve(),
 } as unknown as Deno.ServeHandlerInfo;
 
+/** One line a {@linkcode recorder} was given. */
+interface Logged {
+  level: string;
+  msg: string;
+  fields: LogFields;
+}
+
+/** A logger that keeps every line, for tests that read the log. */
+function recorder(): Logger & { lines: Logged[] } {
+  const lines: Logged[] = [];
+  const keep = (level: string) => (msg: string, fields: LogFields = {}) => {
+    lines.push({ level, msg, fields });
+  };
+  return {
+    lines,
+    enabled: () => true,
+    debug: keep("debug"),
+    info: keep("info"),
+    warn: keep("warn"),
+    error: keep("error"),
+  };
+}
+
 function app(
   trusted: string[] = [],
   header: ForwardedHeader = "x-forwarded-for",
+  logger: Logger = createLogger("error"),
 ) {
   return createApp({
     trustedProxies: trusted.map(parseRange),
     forwardedHeader: header,
-    logger: createLogger("error"),
+    logger,
     version: VERSION,
   });
 }
@@ -180,31 +204,19 @@ Deno.test("an unknown path is a 404 JSON error", async () => {
 });
 
 Deno.test("a failure is a 500 with no internals; the log has the details", async () => {
-  const lines: string[] = [];
-  const original = console.error;
-  console.error = (line: string) => lines.push(line);
-  try {
-    const failing = createApp({
-      trustedProxies: [],
-      forwardedHeader: "x-forwarded-for",
-      logger: createLogger("info"),
-      version: VERSION,
-    });
-    // No connection info at all: the address cannot be known.
-    const res = await failing.request("/", {
-      headers: { "x-request-id": "trace-123" },
-    });
-    assert.equal(res.status, 500);
-    const body = await res.text();
-    assert.deepEqual(JSON.parse(body), { error: "Internal server error" });
-    assert.doesNotMatch(body, /at |\.ts|Error:/);
-    assert.equal(res.headers.get("x-request-id"), "trace-123");
-  } finally {
-    console.error = original;
-  }
-  const logged = JSON.parse(lines[0]);
-  assert.equal(logged.request_id, "trace-123");
-  assert.match(logged.stack, /app\.ts/);
+  const log = recorder();
+  // No connection info at all: the address cannot be known.
+  const res = await app([], "x-forwarded-for", log).request("/", {
+    headers: { "x-request-id": "trace-123" },
+  });
+  assert.equal(res.status, 500);
+  const body = await res.text();
+  assert.deepEqual(JSON.parse(body), { error: "Internal server error" });
+  assert.doesNotMatch(body, /at |\.ts|Error:/);
+  assert.equal(res.headers.get("x-request-id"), "trace-123");
+  const [logged] = log.lines.filter((l) => l.level === "error");
+  assert.equal(logged.fields.request_id, "trace-123");
+  assert.match(String(logged.fields.stack), /app\.ts/);
 });
 
 Deno.test("a sane X-Request-Id is reused, anything else replaced", async () => {
@@ -233,35 +245,35 @@ Deno.test("behind the Unix socket, X-Real-IP is the address, normalized", async 
 });
 
 Deno.test("behind the Unix socket, a missing or bad X-Real-IP is an error, never echoed", async () => {
-  const original = console.error;
-  const lines: string[] = [];
-  console.error = (l: string) => lines.push(l);
-  try {
-    for (
-      const given of [
-        undefined,
-        "",
-        "unknown",
-        "1.2.3.4, 5.6.7.8",
-        "<b>1.2.3.4</b>",
-        "1.2.3.4:80",
-      ]
-    ) {
-      const headers: Record<string, string> = given === undefined
-        ? {}
-        : { "x-real-ip": given };
-      const { res, body } = await get("/", headers, UNIX);
-      assert.equal(res.status, 400, String(given));
-      assert.deepEqual(JSON.parse(body), {
-        error: "The proxy did not supply a valid client address",
-      });
-    }
-    // Routes that do not need the address still answer.
-    assert.equal((await get("/timestamp", {}, UNIX)).res.status, 200);
-  } finally {
-    console.error = original;
+  const log = recorder();
+  const unix = app([], "x-forwarded-for", log);
+  for (
+    const given of [
+      undefined,
+      "",
+      "unknown",
+      "1.2.3.4, 5.6.7.8",
+      "<b>1.2.3.4</b>",
+      "1.2.3.4:80",
+    ]
+  ) {
+    const headers: Record<string, string> = given === undefined
+      ? {}
+      : { "x-real-ip": given };
+    const res = await unix.request("/", { headers }, UNIX);
+    const body = await res.text();
+    assert.equal(res.status, 400, String(given));
+    assert.deepEqual(JSON.parse(body), {
+      error: "The proxy did not supply a valid client address",
+    });
   }
-  assert.ok(lines.some((l) => l.includes("no valid X-Real-IP")));
+  // Routes that do not need the address still answer.
+  assert.equal((await unix.request("/timestamp", {}, UNIX)).status, 200);
+  // One error line per bad request, naming the problem.
+  assert.deepEqual(
+    log.lines.filter((l) => l.level === "error").map((l) => l.msg),
+    Array(6).fill("proxy sent no valid X-Real-IP"),
+  );
 });
 
 Deno.test("over TCP, forwarding headers are ignored unless the peer is trusted", async () => {

@@ -110,16 +110,21 @@ Deno.test("resolveClient walks X-Forwarded-For from the right", () => {
 });
 
 Deno.test("parseRange accepts addresses and CIDRs, rejects the rest", () => {
+  // Each range as [canonical base address, prefix length]: a lone address
+  // is a full-length prefix, and an IPv4-mapped range is its IPv4 range.
   for (
-    const ok of [
-      "10.0.0.0/8",
-      "1.2.3.4",
-      "::1",
-      "fd00::/8",
-      "::ffff:10.0.0.0/104",
-    ]
+    const [text, base, bits] of [
+      ["10.0.0.0/8", "10.0.0.0", 8],
+      ["1.2.3.4", "1.2.3.4", 32],
+      ["::1", "::1", 128],
+      ["fd00::/8", "fd00::", 8],
+      ["::ffff:10.0.0.0/104", "10.0.0.0", 8],
+      ["::ffff:1.2.3.4", "1.2.3.4", 32],
+      ["2001:DB8::/32", "2001:db8::", 32],
+    ] as const
   ) {
-    parseRange(ok);
+    const [address, prefix] = parseRange(text);
+    assert.deepEqual([address.toString(), prefix], [base, bits], text);
   }
   for (
     const bad of [
