@@ -7,6 +7,7 @@ import {
   PROJECT_DIR,
   rawRequest,
   run,
+  type Stack,
   staleSocket,
   startStack,
   stdoutOf,
@@ -55,6 +56,19 @@ async function wrk(
       timeout: num(/timeout (\d+)/),
     },
   };
+}
+
+/** Waits until nginx has logged `count` answers to `GET /`: load is on. */
+async function loadRunning(stack: Stack, count = 200): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  const answered = () =>
+    stack.stdout.filter((l) =>
+      l.startsWith('{"time"') && l.includes('"path":"/"')
+    ).length;
+  while (answered() < count) {
+    assert.ok(Date.now() < deadline, `load did not start: ${answered()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 Deno.test({
@@ -370,37 +384,40 @@ Deno.test({
   ignore: !ready || !needs("wrk"),
   fn: async () => {
     const stack = await startStack();
-    const load = wrk(`${stack.url}/`, 4);
-    await new Promise((r) => setTimeout(r, 1500));
-    const code = await stack.stop();
-    const result = await load;
-    assert.equal(code, 0);
-    const logged = stack.stdout.filter((l) =>
-      l.startsWith('{"time"') && l.includes('"path":"/"')
-    )
-      .map((l) => JSON.parse(l));
-    assert.ok(logged.length > 1000, `load ran: ${logged.length}`);
-    // Nothing failed inside the stack, and the client got every answer
-    // nginx logged; what wrk counts beyond that are connections the closed
-    // listener refused after the signal.
-    assert.deepEqual(logged.filter((e) => e.status !== 200), []);
-    assert.equal(result.non2xx, 0);
-    assert.equal(result.errors.timeout, 0);
-    assert.equal(result.requests, logged.length, JSON.stringify(result));
-    for (
-      const file of [
-        workerSocket(stack.runtimeDir, 0),
-        workerSocket(stack.runtimeDir, 1),
-        runtimeLayout(stack.runtimeDir).nginxPid,
-      ]
-    ) {
-      await assert.rejects(
-        Deno.lstat(file),
-        Deno.errors.NotFound,
-        file,
-      );
+    try {
+      const load = wrk(`${stack.url}/`, 4);
+      await loadRunning(stack);
+      const code = await stack.stop();
+      const result = await load;
+      assert.equal(code, 0);
+      const logged = stack.stdout.filter((l) =>
+        l.startsWith('{"time"') && l.includes('"path":"/"')
+      )
+        .map((l) => JSON.parse(l));
+      // Nothing failed inside the stack, and the client got every answer
+      // nginx logged; what wrk counts beyond that are connections the closed
+      // listener refused after the signal.
+      assert.deepEqual(logged.filter((e) => e.status !== 200), []);
+      assert.equal(result.non2xx, 0);
+      assert.equal(result.errors.timeout, 0);
+      assert.equal(result.requests, logged.length, JSON.stringify(result));
+      for (
+        const file of [
+          workerSocket(stack.runtimeDir, 0),
+          workerSocket(stack.runtimeDir, 1),
+          runtimeLayout(stack.runtimeDir).nginxPid,
+        ]
+      ) {
+        await assert.rejects(
+          Deno.lstat(file),
+          Deno.errors.NotFound,
+          file,
+        );
+      }
+    } finally {
+      await stack.stop();
+      await stack.cleanup();
     }
-    await stack.cleanup();
   },
 });
 
@@ -411,11 +428,8 @@ Deno.test({
   fn: () =>
     withStack({}, async (stack) => {
       const load = wrk(`${stack.url}/`, 4);
-      await new Promise((r) => setTimeout(r, 1000));
+      await loadRunning(stack);
       const socket = workerSocket(stack.runtimeDir, 0);
-      const ps = await run("sh", ["-c", `pgrep -f 'SOCKET|${socket}' || true`])
-        .child.status;
-      assert.ok(ps);
       // The worker is the deno process whose flags name its socket.
       const out = await stdoutOf("pgrep", ["-f", `allow-net=unix:${socket} `]);
       const pids = out.trim().split("\n")
@@ -538,121 +552,138 @@ Deno.test({
   // Creating the user takes root; CI runs as root, so there it always runs.
   ignore: !ready || Deno.uid() !== 0,
   fn: async () => {
-    const user = "ip-timestamp-test";
-    await new Deno.Command("useradd", {
-      args: [
-        "--system",
-        "--no-create-home",
-        "--shell",
-        "/usr/sbin/nologin",
-        user,
-      ],
-      stderr: "null",
-    }).output();
-    const base = await Deno.makeTempDir({ prefix: "ip-timestamp-user-" });
-    await Deno.chmod(base, 0o755);
-    // A copy of the project and a dependency cache the user may read, not write.
-    const app = `${base}/app`;
-    await new Deno.Command("cp", { args: ["-r", PROJECT_DIR, app] }).output();
-    const denoDir = `${base}/deno`;
-    const cache = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "cache",
-        "--frozen",
-        "main.ts",
-        "stack.ts",
-        "stack/permissions.ts",
-      ],
-      cwd: app,
-      env: { DENO_DIR: denoDir },
-      stderr: "piped",
-    }).output();
-    assert.ok(cache.success, new TextDecoder().decode(cache.stderr));
-    // As the image's build stage does: esbuild, which bundles the workers.
-    const bundle = await new Deno.Command(Deno.execPath(), {
-      args: bundleArgs("/dev/null"),
-      cwd: app,
-      env: { DENO_DIR: denoDir },
-      stderr: "piped",
-    }).output();
-    assert.ok(bundle.success, new TextDecoder().decode(bundle.stderr));
-    await new Deno.Command("chmod", { args: ["-R", "a+rX,go-w", base] })
-      .output();
-    const runtimeDir = `${base}-runtime`;
-    const marker = `${base}/marker`;
-    await Deno.writeTextFile(marker, "");
-    await new Promise((r) => setTimeout(r, 1100));
-    const port = freePort();
-    const proc = run("runuser", [
-      "-u",
+    // A name of its own: another run on the machine may have its user.
+    const user = `ipts-test-${Deno.pid}`;
+    await mustRun("useradd", [
+      "--system",
+      "--no-create-home",
+      "--shell",
+      "/usr/sbin/nologin",
       user,
-      "--",
-      "env",
-      `HOME=/nonexistent`,
-      `DENO_DIR=${denoDir}`,
-      `PATH=${Deno.env.get("PATH")}`,
-      `PORT=${port}`,
-      `RUNTIME_DIR=${runtimeDir}`,
-      "WORKERS=2",
-      Deno.execPath(),
-      "task",
-      "-q",
-      "stack",
-    ], { cwd: app, env: {} });
-    try {
-      await proc.waitFor(/"msg":"ready"/, 30_000);
-      assert.equal(
-        await (await fetch(`http://127.0.0.1:${port}/ip`)).text(),
-        "127.0.0.1\n",
-      );
-      // Every process of the stack runs as the user.
-      const ps = await stdoutOf("ps", ["-u", user, "-o", "comm="]);
-      const names = ps.trim().split("\n");
-      // nginx: the master and one process, half of WORKERS=2.
-      assert.equal(
-        names.filter((n) => n === "nginx").length,
-        2,
-        names.join(","),
-      );
-      assert.ok(names.filter((n) => n === "deno").length >= 3, names.join(","));
-      // As root there is only runuser itself, which started it.
-      const rootPs = await stdoutOf("ps", ["-u", "root", "-o", "comm=,args="]);
-      const asRoot = rootPs.split("\n")
-        .filter((l) => l.includes(runtimeDir) && !l.startsWith("runuser"));
-      assert.deepEqual(asRoot, [], "nothing of the stack runs as root");
-    } finally {
-      // runuser does not pass signals on: stop the user's `deno task`.
-      const task = await stdoutOf("pgrep", ["-u", user, "-f", "task -q stack"]);
-      for (
-        const pid of task.split("\n").filter(
-          Boolean,
-        )
-      ) {
-        Deno.kill(Number(pid), "SIGTERM");
-      }
-    }
-    assert.equal((await proc.child.status).code, 0);
-    await proc.drained;
-    const found = await stdoutOf("find", [
-      "/",
-      "-xdev",
-      "-user",
-      user,
-      "-newer",
-      marker,
-      "-not",
-      "-path",
-      `${runtimeDir}*`,
-      "-not",
-      "-path",
-      "/proc/*",
     ]);
-    assert.equal(
-      found.trim(),
-      "",
-      "files written outside the runtime directory",
-    );
-    await Deno.remove(base, { recursive: true });
-    await Deno.remove(runtimeDir, { recursive: true });
+    const base = await Deno.makeTempDir({ prefix: "ip-timestamp-user-" });
+    const runtimeDir = `${base}-runtime`;
+    try {
+      await asUser(user, base, runtimeDir);
+    } finally {
+      await mustRun("userdel", [user]);
+      await Deno.remove(base, { recursive: true });
+      await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});
+    }
   },
 });
+
+/** Runs a command to its end and fails the test if it fails. */
+async function mustRun(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<void> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    ...options,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(
+    out.success,
+    `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+  );
+}
+
+/** The stack started by `user` from a read-only copy under `base`. */
+async function asUser(user: string, base: string, runtimeDir: string) {
+  await Deno.chmod(base, 0o755);
+  // A copy of the project and a dependency cache the user may read, not write.
+  const app = `${base}/app`;
+  await mustRun("cp", ["-r", PROJECT_DIR, app]);
+  const denoDir = `${base}/deno`;
+  await mustRun(Deno.execPath(), [
+    "cache",
+    "--frozen",
+    "main.ts",
+    "stack.ts",
+    "stack/permissions.ts",
+  ], { cwd: app, env: { DENO_DIR: denoDir } });
+  // As the image's build stage does: esbuild, which bundles the workers.
+  await mustRun(Deno.execPath(), bundleArgs("/dev/null"), {
+    cwd: app,
+    env: { DENO_DIR: denoDir },
+  });
+  await mustRun("chmod", ["-R", "a+rX,go-w", base]);
+  const marker = `${base}/marker`;
+  await Deno.writeTextFile(marker, "");
+  await new Promise((r) => setTimeout(r, 1100));
+  const port = freePort();
+  const proc = run("runuser", [
+    "-u",
+    user,
+    "--",
+    "env",
+    `HOME=/nonexistent`,
+    `DENO_DIR=${denoDir}`,
+    `PATH=${Deno.env.get("PATH")}`,
+    `PORT=${port}`,
+    `RUNTIME_DIR=${runtimeDir}`,
+    "WORKERS=2",
+    Deno.execPath(),
+    "task",
+    "-q",
+    "stack",
+  ], { cwd: app, env: {} });
+  try {
+    await proc.waitFor(/"msg":"ready"/, 30_000);
+    assert.equal(
+      await (await fetch(`http://127.0.0.1:${port}/ip`)).text(),
+      "127.0.0.1\n",
+    );
+    // Every process of the stack runs as the user.
+    const ps = await stdoutOf("ps", ["-u", user, "-o", "comm="]);
+    const names = ps.trim().split("\n");
+    // nginx: the master and one process, half of WORKERS=2.
+    assert.equal(
+      names.filter((n) => n === "nginx").length,
+      2,
+      names.join(","),
+    );
+    assert.ok(names.filter((n) => n === "deno").length >= 3, names.join(","));
+    // As root there is only runuser itself, which started it.
+    const rootPs = await stdoutOf("ps", ["-u", "root", "-o", "comm=,args="]);
+    const asRoot = rootPs.split("\n")
+      .filter((l) => l.includes(runtimeDir) && !l.startsWith("runuser"));
+    assert.deepEqual(asRoot, [], "nothing of the stack runs as root");
+  } finally {
+    // runuser does not pass signals on: stop the user's `deno task`.
+    const task = await stdoutOf("pgrep", ["-u", user, "-f", "task -q stack"]);
+    for (
+      const pid of task.split("\n").filter(
+        Boolean,
+      )
+    ) {
+      Deno.kill(Number(pid), "SIGTERM");
+    }
+    // Before the user goes: userdel refuses a user that still runs.
+    await proc.child.status;
+  }
+  assert.equal((await proc.child.status).code, 0);
+  await proc.drained;
+  const found = await stdoutOf("find", [
+    "/",
+    "-xdev",
+    "-user",
+    user,
+    "-newer",
+    marker,
+    "-not",
+    "-path",
+    `${runtimeDir}*`,
+    "-not",
+    "-path",
+    "/proc/*",
+  ]);
+  assert.equal(
+    found.trim(),
+    "",
+    "files written outside the runtime directory",
+  );
+}

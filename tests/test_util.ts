@@ -65,13 +65,15 @@ export async function stdoutOf(
 
 /** Leaves a socket file with no listener at `path`, as a crash does. */
 export async function staleSocket(path: string): Promise<void> {
-  await new Deno.Command("python3", {
+  const { success } = await new Deno.Command("python3", {
     args: [
       "-c",
       "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
       path,
     ],
   }).output();
+  // Else a test of what happens to a stale socket would test nothing.
+  if (!success) throw new Error(`could not leave a socket at ${path}`);
 }
 
 /** Reads a child's output line by line into a list, while it runs. */
