@@ -9,8 +9,8 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/Horizo
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import denoJson from "../deno.json" with { type: "json" };
 import { REQUEST_ID_PATTERN, ROUTES } from "../service/app.ts";
-import { DEFAULTS, loadServiceConfig } from "../service/config.ts";
-import { compileFlags, serviceFlags } from "../stack/permissions.ts";
+import { DEFAULTS, SERVICE_ENV } from "../service/config.ts";
+import { freePort, run, stdoutOf } from "./test_util.ts";
 import { bundleArgs } from "../stack/supervisor.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -170,14 +170,48 @@ Deno.test("one Deno version across Dockerfile, workflow and .ci/run", () => {
   assert.equal(read("./.ci/run").match(/^DENO_VERSION=(\S+)$/m)![1], docker);
 });
 
-Deno.test("the executable gets exactly the production permission flags", () => {
-  const config = loadServiceConfig(() => undefined);
-  const permission = (flags: string[]) =>
-    flags.filter((f) => f.startsWith("--allow"));
-  assert.deepEqual(
-    permission(compileFlags(config, "x86_64-pc-windows-msvc")),
-    permission(serviceFlags(config)),
-  );
+Deno.test("the executable's flags serve its own address and refuse any other", async () => {
+  const port = freePort();
+  const env = { HOST: "127.0.0.1", PORT: String(port) };
+  const target = "x86_64-pc-windows-msvc";
+  const flags = (await stdoutOf(
+    Deno.execPath(),
+    ["task", "-q", "flags", "compile"],
+    { env: { ...env, TARGET: target } },
+  )).trim().split(" ");
+  const allow = flags.filter((f) => f.startsWith("--allow"));
+  assert.deepEqual(allow, [
+    `--allow-env=${SERVICE_ENV.join(",")}`,
+    `--allow-net=127.0.0.1:${port}`,
+  ]);
+  assert.deepEqual(flags.filter((f) => !allow.includes(f)), [
+    "--frozen",
+    "--target",
+    target,
+    "--output",
+    `dist/ip-timestamp-${target}`,
+  ]);
+  // Offline, deno compile cannot fetch its runtime: run main.ts as the
+  // executable does, with exactly those flags.
+  const other = run(Deno.execPath(), ["run", ...allow, "main.ts"], {
+    env: { ...env, PORT: String(port + 1) },
+  });
+  assert.equal((await other.child.status).code, 2);
+  await other.drained;
+  assert.match(other.stderr.join("\n"), /rebuild the executable/);
+  const own = run(Deno.execPath(), ["run", ...allow, "main.ts"], { env });
+  try {
+    await own.waitFor(/"msg":"listening"/);
+    const res = await fetch(`http://127.0.0.1:${port}/ip`);
+    assert.equal(await res.text(), "127.0.0.1\n");
+  } finally {
+    own.child.kill("SIGTERM");
+    await own.child.status;
+    await own.drained;
+  }
+});
+
+Deno.test("the compile task and the workflow build every target with those flags", () => {
   assert.match(
     denoJson.tasks.compile,
     /\$\(deno task -q flags compile\) main\.ts$/,
@@ -206,9 +240,20 @@ Deno.test("the workflow is least-privilege, pinned, and runs on PRs, main and ta
   assert.match(workflow, /tags: \["v\*"\]/);
   const uses = [...workflow.matchAll(/uses: (\S+)(.*)$/gm)];
   assert.ok(uses.length > 10);
+  // Each action at one commit and one version everywhere: an upgrade
+  // done in one job but not another, or a comment bumped without its
+  // commit, shows as two pins. (Whether a commit is the tag it names
+  // takes GitHub; this runs offline.)
+  const pins = new Map<string, Set<string>>();
   for (const [, ref, comment] of uses) {
     assert.match(ref, /^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/, ref);
     assert.match(comment, /^ # v\d+\.\d+\.\d+$/, ref);
+    const [action, sha] = ref.split("@");
+    pins.set(action, (pins.get(action) ?? new Set()).add(sha + comment));
+    pins.set(sha, (pins.get(sha) ?? new Set()).add(action + comment));
+  }
+  for (const [key, seen] of pins) {
+    assert.equal(seen.size, 1, `${key} pinned as ${[...seen].join(", ")}`);
   }
 });
 
