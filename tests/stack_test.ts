@@ -16,46 +16,13 @@ import {
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import { bundleArgs } from "../stack/supervisor.ts";
+import { wrk } from "../bench/wrk.ts";
 
 const ready = needs("nginx", "curl");
 
 /** curl, for what fetch cannot do (bind a source address). */
 function curl(...args: string[]): Promise<string> {
   return stdoutOf("curl", ["-sS", ...args]);
-}
-
-interface WrkResult {
-  requests: number;
-  non2xx: number;
-  errors: { connect: number; read: number; write: number; timeout: number };
-}
-
-/** Runs wrk against the stack and parses its summary. */
-async function wrk(
-  url: string,
-  seconds: number,
-  extra: string[] = [],
-): Promise<WrkResult> {
-  const text = await stdoutOf("wrk", [
-    "-t2",
-    "-c32",
-    `-d${seconds}s`,
-    "--timeout",
-    "5s",
-    ...extra,
-    url,
-  ]);
-  const num = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
-  return {
-    requests: num(/(\d+) requests in/),
-    non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
-    errors: {
-      connect: num(/connect (\d+)/),
-      read: num(/read (\d+)/),
-      write: num(/write (\d+)/),
-      timeout: num(/timeout (\d+)/),
-    },
-  };
 }
 
 /** Waits until nginx has logged `count` answers to `GET /`: load is on. */
@@ -385,7 +352,7 @@ Deno.test({
   fn: async () => {
     const stack = await startStack();
     try {
-      const load = wrk(`${stack.url}/`, 4);
+      const load = wrk(`${stack.url}/`, { connections: 32, seconds: 4 });
       await loadRunning(stack);
       const code = await stack.stop();
       const result = await load;
@@ -427,7 +394,7 @@ Deno.test({
   ignore: !ready || !needs("wrk"),
   fn: () =>
     withStack({}, async (stack) => {
-      const load = wrk(`${stack.url}/`, 4);
+      const load = wrk(`${stack.url}/`, { connections: 32, seconds: 4 });
       await loadRunning(stack);
       const socket = workerSocket(stack.runtimeDir, 0);
       // The worker is the deno process whose flags name its socket.

@@ -3,18 +3,11 @@
  *
  * @module
  */
+import { freePort, PROJECT_DIR } from "../bench/servers.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 
-/** The project directory (where `deno.json` is). */
-export const PROJECT_DIR = new URL("..", import.meta.url).pathname;
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+// The bench starts servers the same way, and owns these two.
+export { freePort, PROJECT_DIR };
 
 /** Whether a command can be run. */
 export function hasCommand(name: string): boolean {

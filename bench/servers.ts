@@ -1,0 +1,243 @@
+/**
+ * The servers the benchmark measures, each started on a free port:
+ *   stack        the production stack as shipped (deno task stack)
+ *   nginx+bare   the same rendered nginx config in front of bare Deno.serve
+ *   nginx        the same config answering `return 200` by itself, with
+ *                one nginx process per core (nginx at its best)
+ *   start        the service alone on TCP (deno task start)
+ *   bare         bare Deno.serve on TCP, byte-identical answers
+ *
+ * @module
+ */
+import { loadStackConfig, type StackConfig } from "../service/config.ts";
+import { renderNginxConfig } from "../stack/nginx_config.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
+
+/** The project directory (where `deno.json` is). */
+export const PROJECT_DIR: string = new URL("..", import.meta.url).pathname;
+
+/** Deno workers per server: one per core, as the stack defaults to. */
+export const WORKERS: number = navigator.hardwareConcurrency;
+
+/** A server under measurement. */
+export interface Server {
+  /** Its name in the results table. */
+  name: string;
+  /** The URL wrk drives. */
+  url: string;
+  /** pids of the Deno processes that answer requests. */
+  denoPids: () => Promise<number[]>;
+  /** The processes it started; with their descendants, the server's CPU. */
+  roots: number[];
+  /** Stops it gracefully and waits for its processes. */
+  stop: () => Promise<void>;
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function pgrep(pattern: string): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-f", pattern],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(
+    Number,
+  );
+}
+
+/** Waits until `url` answers 2xx, or throws after `ms`. */
+export async function waitHttp(url: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // Not yet.
+    }
+    await sleep(20);
+  }
+  throw new Error(`${url} did not answer`);
+}
+
+/**
+ * Starts a server process. Its output goes to /dev/null: reading it would
+ * load the very machine being measured.
+ */
+export function spawn(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Deno.ChildProcess {
+  return new Deno.Command(cmd, {
+    args,
+    env,
+    cwd: PROJECT_DIR,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  })
+    .spawn();
+}
+
+/** A function that signals `child` and waits for it to exit. */
+export function stopper(
+  child: Deno.ChildProcess,
+  signal: Deno.Signal = "SIGTERM",
+): () => Promise<void> {
+  return async () => {
+    try {
+      child.kill(signal);
+    } catch {
+      // Gone.
+    }
+    await child.status;
+  };
+}
+
+/** `deno task stack` on a free port and a fresh runtime directory. */
+export async function startStack(): Promise<Server> {
+  const port = freePort();
+  const runtimeDir = await Deno.makeTempDir({ prefix: "bench-stack-" });
+  const child = spawn(Deno.execPath(), ["task", "-q", "stack"], {
+    PORT: String(port),
+    RUNTIME_DIR: runtimeDir,
+    RATE_LIMIT: "0",
+  });
+  await waitHttp(`http://127.0.0.1:${port}/healthz`);
+  const sockets = runtimeLayout(runtimeDir).sockets;
+  return {
+    name: "stack",
+    url: `http://127.0.0.1:${port}/`,
+    denoPids: () => pgrep(`allow-net=unix:${sockets}/worker-[0-9]+.sock `),
+    roots: [child.pid],
+    stop: stopper(child),
+  };
+}
+
+/**
+ * The stack's own nginx config, rendered by the same code; with `return
+ * 200` in place of the proxy for the nginx-alone anchor.
+ */
+function benchNginxConfig(mode: "bare" | "return", config: StackConfig) {
+  const text = renderNginxConfig(config, {
+    ipv6: false,
+    user: Deno.uid() === 0 ? "root root" : undefined,
+  });
+  if (mode === "bare") return text;
+  const body = JSON.stringify({
+    timestamp: new Date().toISOString().replace("Z", "+00:00"),
+    ip: "127.0.0.1",
+  });
+  return text.replace(
+    "proxy_pass http://workers;",
+    `default_type application/json;\n      return 200 '${body}';`,
+  );
+}
+
+/** Bare workers on the runtime directory's sockets, once all listen. */
+async function startBareWorkers(
+  runtimeDir: string,
+  count: number,
+): Promise<Deno.ChildProcess[]> {
+  const workers = Array.from(
+    { length: count },
+    (_, i) =>
+      spawn(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
+        SOCKET: workerSocket(runtimeDir, i),
+      }),
+  );
+  for (let i = 0; i < count; i++) {
+    while (!(await exists(workerSocket(runtimeDir, i)))) await sleep(20);
+  }
+  return workers;
+}
+
+/** nginx with the stack's config, in front of bare workers or alone. */
+export async function startNginx(mode: "bare" | "return"): Promise<Server> {
+  const port = freePort();
+  const runtimeDir = await Deno.makeTempDir({ prefix: `bench-${mode}-` });
+  // The `return 200` anchor runs nginx at its best, one process per core;
+  // in front of workers it runs as the stack does.
+  const env: Record<string, string> = {
+    PORT: String(port),
+    RUNTIME_DIR: runtimeDir,
+    RATE_LIMIT: "0",
+    ...(mode === "return" ? { NGINX_WORKERS: String(WORKERS) } : {}),
+  };
+  const config = loadStackConfig((n) => env[n]);
+  const layout = runtimeLayout(runtimeDir);
+  for (const d of [layout.sockets, layout.nginxTemp, layout.public]) {
+    await Deno.mkdir(d);
+  }
+  await Deno.writeTextFile(layout.nginxConf, benchNginxConfig(mode, config));
+  // As the stack does: nginx starts once every worker listens.
+  const workers = mode === "bare"
+    ? await startBareWorkers(runtimeDir, config.workers)
+    : [];
+  // In a session of its own, as stack.ts starts it: where the kernel groups
+  // scheduling by session (autogroup), nginx then gets a group's share of
+  // the CPU instead of one thread's among all the workers' and wrk's.
+  const nginx = spawn("setsid", [
+    "nginx",
+    "-c",
+    layout.nginxConf,
+    "-e",
+    "stderr",
+  ]);
+  await waitHttp(`http://127.0.0.1:${port}/`);
+  return {
+    name: mode === "bare" ? "nginx+bare" : "nginx",
+    url: `http://127.0.0.1:${port}/`,
+    denoPids: () => Promise.resolve(workers.map((w) => w.pid)),
+    roots: [nginx.pid, ...workers.map((w) => w.pid)],
+    stop: async () => {
+      await stopper(nginx, "SIGQUIT")();
+      for (const w of workers) await stopper(w)();
+    },
+  };
+}
+
+/** The service (`deno task start`) or the bare server, alone on TCP. */
+export async function startTcp(name: "start" | "bare"): Promise<Server> {
+  const port = freePort();
+  const child = name === "start"
+    ? spawn(Deno.execPath(), ["task", "-q", "start"], {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+    })
+    : spawn(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
+      PORT: String(port),
+    });
+  await waitHttp(`http://127.0.0.1:${port}/`);
+  return {
+    name,
+    url: `http://127.0.0.1:${port}/`,
+    denoPids: () =>
+      name === "start"
+        ? pgrep(`allow-net=127.0.0.1:${port} `)
+        : Promise.resolve([child.pid]),
+    roots: [child.pid],
+    stop: stopper(child),
+  };
+}
