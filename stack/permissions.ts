@@ -50,6 +50,9 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;
   return [
     ...FROZEN_FLAGS,
+    // Without nginx on PATH Deno would print "Failed to resolve 'nginx' for
+    // allow-run" first; the supervisor says it better (and how to fix it).
+    "--quiet",
     `--allow-env=${STACK_ENV.join(",")}`,
     `--allow-read=${dir},/etc/group`,
     `--allow-write=${dir}`,

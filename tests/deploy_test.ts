@@ -1,6 +1,7 @@
 // The shipping files, checked here where Docker and GitHub cannot run: the
 // Kubernetes manifests against the Kubernetes schemas, and the facts that
 // the Dockerfile, the workflow, the manifests and the stack must share.
+import { restoreWarnings } from "./quiet_punycode.ts";
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
@@ -12,6 +13,8 @@ import { REQUEST_ID_PATTERN, ROUTES } from "../service/app.ts";
 import { DEFAULTS, SERVICE_ENV } from "../service/config.ts";
 import { freePort, run, stdoutOf } from "./test_util.ts";
 import { bundleArgs } from "../stack/supervisor.ts";
+
+restoreWarnings();
 
 const ROOT = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
