@@ -448,15 +448,19 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const runtimeDir = await Deno.makeTempDir();
-    await Deno.mkdir(runtimeLayout(runtimeDir).sockets);
-    await staleSocket(workerSocket(runtimeDir, 0));
-    assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
-    await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
-      assert.equal(
-        (await (await fetch(`${stack.url}/healthz`)).json()).status,
-        "ok",
-      );
-    });
+    try {
+      await Deno.mkdir(runtimeLayout(runtimeDir).sockets);
+      await staleSocket(workerSocket(runtimeDir, 0));
+      assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
+      await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
+        assert.equal(
+          (await (await fetch(`${stack.url}/healthz`)).json()).status,
+          "ok",
+        );
+      });
+    } finally {
+      await Deno.remove(runtimeDir, { recursive: true });
+    }
   },
 });
 
@@ -465,19 +469,22 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const runtimeDir = await Deno.makeTempDir();
-    // A directory where the bundle must go: deno bundle cannot write it.
-    await Deno.mkdir(runtimeLayout(runtimeDir).workerScript);
-    const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-      env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
-    });
-    assert.equal((await proc.child.status).code, 1);
-    await proc.drained;
-    assert.match(
-      proc.stderr.join("\n") + proc.stdout.join("\n"),
-      /could not bundle main\.ts for the workers/,
-    );
-    assert.equal(await stdoutOf("pgrep", ["-f", runtimeDir]), "");
-    await Deno.remove(runtimeDir, { recursive: true });
+    try {
+      // A directory where the bundle must go: deno bundle cannot write it.
+      await Deno.mkdir(runtimeLayout(runtimeDir).workerScript);
+      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
+      });
+      assert.equal((await proc.child.status).code, 1);
+      await proc.drained;
+      assert.match(
+        proc.stderr.join("\n") + proc.stdout.join("\n"),
+        /could not bundle main\.ts for the workers/,
+      );
+      assert.equal(await stdoutOf("pgrep", ["-f", runtimeDir]), "");
+    } finally {
+      await Deno.remove(runtimeDir, { recursive: true });
+    }
   },
 });
 
