@@ -23,13 +23,33 @@ import { openApiDocument } from "./openapi.ts";
 import { renderPage } from "./page.ts";
 import { STATIC_FILES } from "./static_files.ts";
 
+/**
+ * What callers use of the Hono app: its fetch handler and in-process
+ * requests (Hono's `app.request`, as the tests make them).
+ */
+export interface App {
+  /** The handler for `Deno.serve`. */
+  fetch(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Response | Promise<Response>;
+  /** Answers one request in-process, with `env` as the handler info. */
+  request(
+    input: string | URL | Request,
+    init?: RequestInit,
+    env?: unknown,
+  ): Response | Promise<Response>;
+}
+
 /** What the app needs to know about its deployment. */
 export interface AppOptions {
   /** Proxies whose forwarding headers are believed (TCP peers only). */
   trustedProxies: AddressRange[];
   /** The header those proxies write. */
   forwardedHeader: ForwardedHeader;
+  /** Where request failures are logged. */
   logger: Logger;
+  /** The service's version, shown by the page and OpenAPI. */
   version: string;
 }
 
@@ -148,7 +168,7 @@ function formatOf(c: Context, offered: Format[], fallback: Format): Format {
 }
 
 /** Builds the app. */
-export function createApp(options: AppOptions): Hono {
+export function createApp(options: AppOptions): App {
   const { logger, trustedProxies, forwardedHeader } = options;
   const split = forwardedHeader === "forwarded"
     ? splitForwarded
@@ -326,7 +346,7 @@ function isKnownPath(path: string): boolean {
 }
 
 /** The page's policy: its own script and style only, nothing inline. */
-export const PAGE_CSP = [
+export const PAGE_CSP: string = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",

@@ -7,7 +7,8 @@
  */
 import ipaddr from "ipaddr.js";
 
-type Address = ipaddr.IPv4 | ipaddr.IPv6;
+/** A parsed IPv4 or IPv6 address (ipaddr.js). */
+export type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
 /** An address range: an address and a prefix length. */
 export type AddressRange = [Address, number];

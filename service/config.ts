@@ -14,6 +14,7 @@ export type EnvReader = (name: string) => string | undefined;
 
 /** A setting that failed validation; `main.ts` prints it and exits 2. */
 export class ConfigError extends Error {
+  /** Always "ConfigError". */
   override name = "ConfigError";
 }
 
@@ -65,25 +66,35 @@ export const DEFAULTS = {
 
 /** The settings of one service process. */
 export interface ServiceConfig {
+  /** TCP address to listen on (HOST). */
   host: string;
+  /** TCP port to listen on (PORT). */
   port: number;
   /** Listen on this Unix socket instead of TCP. */
   socket?: string;
+  /** Proxies whose forwarding header is believed (TRUSTED_PROXIES). */
   trustedProxies: AddressRange[];
+  /** The header those proxies write (FORWARDED_HEADER). */
   forwardedHeader: ForwardedHeader;
+  /** The least severe level written (LOG_LEVEL). */
   logLevel: LogLevel;
 }
 
 /** The settings of the nginx + workers stack. */
 export interface StackConfig {
+  /** nginx's port (PORT). */
   port: number;
+  /** Deno worker processes (WORKERS). */
   workers: number;
+  /** nginx worker processes (NGINX_WORKERS). */
   nginxWorkers: number;
+  /** Where the stack writes its sockets, config and files (RUNTIME_DIR). */
   runtimeDir: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
   /** The raw entries, already validated, rendered into nginx. */
   trustedProxies: string[];
+  /** The least severe level written (LOG_LEVEL). */
   logLevel: LogLevel;
 }
 

@@ -13,9 +13,13 @@ export type LogFields = Record<string, unknown>;
 export interface Logger {
   /** Whether lines of this level are written at all. */
   enabled(level: LogLevel): boolean;
+  /** Detail for a developer; off unless LOG_LEVEL=debug. */
   debug(msg: string, fields?: LogFields): void;
+  /** Normal operation: listening, stopping. */
   info(msg: string, fields?: LogFields): void;
+  /** Something went wrong and was handled. */
   warn(msg: string, fields?: LogFields): void;
+  /** Something failed: a request, a setting, a child process. */
   error(msg: string, fields?: LogFields): void;
 }
 

@@ -20,8 +20,11 @@ export function escapeHtml(text: string): string {
 
 /** What one page shows. */
 export interface PageData {
+  /** The caller's address. */
   ip: string;
+  /** The time of the answer, as `/` gives it. */
   timestamp: string;
+  /** The service's version, for cache-busting the static files. */
   version: string;
 }
 

@@ -12,8 +12,11 @@ import favicon from "../static/favicon.ico" with { type: "bytes" };
 
 /** One static file as served. */
 export interface StaticFile {
+  /** The file's content. */
   body: string | Uint8Array<ArrayBuffer>;
+  /** Its Content-Type. */
   type: string;
+  /** Its Cache-Control. */
   cacheControl: string;
 }
 
