@@ -61,6 +61,7 @@ export async function serve(
     forwardedHeader: config.forwardedHeader,
     logger,
     version: VERSION,
+    behindNginx: config.socket !== undefined,
   });
   const common = {
     // Logged below, once the socket has its mode.

@@ -1,5 +1,6 @@
 // `deno bench`: the per-request work, without sockets.
-import { createApp, formatTimestamp } from "../service/app.ts";
+import { createApp } from "../service/app.ts";
+import { formatTimestamp } from "../service/timestamp.ts";
 import {
   parseAddress,
   parseRange,

@@ -1,27 +1,31 @@
 /**
- * The HTTP API: one Hono app, its routes and the headers every answer
- * carries. `main.ts` serves it; tests call it in-process with `app.request()`.
+ * The HTTP API: one Hono app and its routes. `main.ts` serves it; tests call
+ * it in-process with `app.request()`.
  *
  * @module
  */
 import { Hono } from "hono";
-import { accepts } from "hono/accepts";
-import type { Context } from "hono";
-import type { ForwardedHeader } from "./config.ts";
+import type { Context, MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
 import {
-  type AddressRange,
-  formatAddress,
-  normalizeAddress,
-  parseAddress,
-  resolveClient,
-  splitForwarded,
-  splitForwardedFor,
-} from "./client_ip.ts";
-import { COMMON_HEADERS } from "./common_headers.ts";
+  html,
+  json,
+  noContent,
+  problem,
+  requestIdOf,
+  send,
+  text,
+} from "./answer.ts";
+import { clientAddressReader } from "./client_address.ts";
+import { ALLOW, PREFLIGHT_HEADERS } from "./common_headers.ts";
+import type { AddressRange } from "./client_ip.ts";
+import type { ForwardedHeader } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { negotiate } from "./negotiate.ts";
 import { openApiDocument } from "./openapi.ts";
-import { renderPage } from "./page.ts";
+import { PAGE_CSP, renderPage } from "./page.ts";
 import { STATIC_FILES } from "./static_files.ts";
+import { now } from "./timestamp.ts";
 
 /**
  * What callers use of the Hono app: its fetch handler and in-process
@@ -51,293 +55,94 @@ export interface AppOptions {
   logger: Logger;
   /** The service's version, shown by the page and OpenAPI. */
   version: string;
+  /**
+   * True for a stack worker: nginx has already refused malformed requests,
+   * so the app skips its own checks (a middleware costs ~0.4 µs a request).
+   */
+  behindNginx?: boolean;
 }
 
 /** The paths the API answers (GET, HEAD and OPTIONS each). */
 export const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
 
-/** Request ids taken from the caller must match this (nginx uses the same). */
-export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-
-const JSON_TYPE = "application/json";
-const TEXT_TYPE = "text/plain; charset=utf-8";
-const HTML_TYPE = "text/html; charset=utf-8";
-const ALLOW = "GET, HEAD, OPTIONS";
+const VARY = { vary: "Accept" };
+const FORMATS = {
+  json: "application/json",
+  text: "text/plain",
+  html: "text/html",
+} as const;
+type Format = keyof typeof FORMATS;
 
 /**
- * Formats an instant as UTC ISO 8601 with exactly three fractional digits
- * and a `+00:00` offset, e.g. `2025-12-12T12:34:56.789+00:00`.
+ * The format of the answer: `?format=` wins over `Accept`, and the first
+ * offer is the default.
  */
-export function formatTimestamp(date: Date): string {
-  const iso = date.toISOString();
-  return iso.slice(0, -1) + "+00:00";
-}
-
-// Under load many requests share a millisecond: format it once.
-let lastMs = -1;
-let lastText = "";
-function now(): { ms: number; text: string } {
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastText = formatTimestamp(new Date(ms));
-    lastMs = ms;
-  }
-  return { ms, text: lastText };
-}
-
-function requestIdOf(req: Request): string {
-  const given = req.headers.get("x-request-id");
-  return given !== null && REQUEST_ID_PATTERN.test(given)
-    ? given
-    : crypto.randomUUID();
-}
-
-// A worker's Unix socket is reached only by the stack's nginx, which
-// overwrites X-Real-IP and adds the common headers and X-Request-Id to every
-// answer: each header a worker sets costs it ~2 µs of CPU per request.
-function behindStackNginx(c: Context): boolean {
-  const info = c.env as Deno.ServeHandlerInfo | undefined;
-  return info?.remoteAddr?.transport === "unix";
-}
-
-// The headers are set here, where each answer is made: a middleware that
-// adds them after `await next()` costs far more per request.
-function reply(
-  c: Context,
-  body: string | Uint8Array<ArrayBuffer> | null,
-  status: number,
-  type: string | null,
-  requestId: string,
-  extra?: Record<string, string>,
-): Response {
-  const headers: Record<string, string> = behindStackNginx(c)
-    ? {}
-    : { ...COMMON_HEADERS, "x-request-id": requestId };
-  if (type !== null) headers["content-type"] = type;
-  if (extra) Object.assign(headers, extra);
-  return new Response(body, { status, headers });
-}
-
-function error(
-  c: Context,
-  status: number,
-  message: string,
-  requestId: string,
-  extra?: Record<string, string>,
-): Response {
-  return reply(
-    c,
-    JSON.stringify({ error: message }) + "\n",
-    status,
-    JSON_TYPE,
-    requestId,
-    extra,
-  );
-}
-
-/** An answer that could not be given; its message is safe to show. */
-class ClientError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
-type Format = "json" | "text" | "html";
-
-// `?format=` wins over `Accept`; `Accept` is read only when it could matter.
-function formatOf(c: Context, offered: Format[], fallback: Format): Format {
+function formatOf(c: Context, offered: Format[]): Format {
   const forced = c.req.url.includes("?") ? c.req.query("format") : undefined;
   if (forced !== undefined) {
     if ((offered as string[]).includes(forced)) return forced as Format;
-    throw new ClientError(
-      400,
-      `Unsupported format ${JSON.stringify(forced)}: expected ${
-        offered.join(" or ")
-      }`,
-    );
+    // Never echo what the client sent: name what is accepted instead.
+    throw new HTTPException(400, {
+      message: `Unsupported format: expected ${offered.join(" or ")}`,
+    });
   }
-  const accept = c.req.header("accept");
-  if (!accept) return fallback;
-  const types = { json: JSON_TYPE, text: "text/plain", html: "text/html" };
-  const chosen = accepts(c, {
-    header: "Accept",
-    supports: offered.map((f) => types[f]),
-    default: types[fallback],
-  });
-  return offered.find((f) => types[f] === chosen) ?? fallback;
+  const type = negotiate(
+    c.req.header("accept"),
+    offered.map((f) => FORMATS[f]),
+  );
+  return offered.find((f) => FORMATS[f] === type)!;
 }
 
 /** Builds the app. */
 export function createApp(options: AppOptions): App {
-  const { logger, trustedProxies, forwardedHeader } = options;
-  const split = forwardedHeader === "forwarded"
-    ? splitForwarded
-    : splitForwardedFor;
+  const clientIp = clientAddressReader(options);
   const openApi = JSON.stringify(openApiDocument(options.version));
-  const vary = { vary: "Accept" };
-
-  // The same few addresses arrive again and again; parsing is the costly
-  // part, so results of the pure parse are kept (bounded).
-  const normalized = new Map<string, string | null>();
-  function normalize(text: string): string | undefined {
-    let hit = normalized.get(text);
-    if (hit === undefined) {
-      hit = normalizeAddress(text) ?? null;
-      if (normalized.size >= 4096) normalized.clear();
-      normalized.set(text, hit);
-    }
-    return hit ?? undefined;
-  }
-
-  function clientIp(c: Context, requestId: string): string {
-    if (behindStackNginx(c)) {
-      const given = c.req.header("x-real-ip");
-      const address = given === undefined ? undefined : normalize(given);
-      if (address === undefined) {
-        logger.error("proxy sent no valid X-Real-IP", {
-          request_id: requestId,
-          present: given !== undefined,
-        });
-        throw new ClientError(
-          400,
-          "The proxy did not supply a valid client address",
-        );
-      }
-      return address;
-    }
-    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
-    const hostname = remote?.transport === "tcp" ? remote.hostname : undefined;
-    if (trustedProxies.length === 0 && hostname !== undefined) {
-      const address = normalize(hostname);
-      if (address !== undefined) return address;
-    }
-    const peer = hostname === undefined ? undefined : parseAddress(hostname);
-    if (!peer) throw new Error("Connection has no peer address");
-    const header = c.req.header(forwardedHeader);
-    const hops = header === undefined ? [] : split(header);
-    return formatAddress(resolveClient(peer, hops, trustedProxies));
-  }
-
   const app = new Hono();
-
-  if (logger.enabled("debug")) {
-    app.use(async (c, next) => {
-      const start = performance.now();
-      await next();
-      logger.debug("request", {
-        request_id: c.res.headers.get("x-request-id") ??
-          c.req.header("x-request-id"),
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms: Math.round((performance.now() - start) * 1000) / 1000,
-      });
-    });
-  }
+  if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
+  if (!options.behindNginx) app.use(rejectMalformedHost);
 
   app.get("/", (c) => {
-    const id = requestIdOf(c.req.raw);
-    const format = formatOf(c, ["json", "html"], "json");
-    const ip = clientIp(c, id);
+    const format = formatOf(c, ["json", "html"]);
+    const ip = clientIp(c);
     const timestamp = now().text;
-    if (format === "html") {
-      return reply(
-        c,
-        renderPage({ ip, timestamp, version: options.version }),
-        200,
-        HTML_TYPE,
-        id,
-        { ...vary, "content-security-policy": PAGE_CSP },
-      );
+    if (format === "json") {
+      return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
-    return reply(
-      c,
-      JSON.stringify({ timestamp, ip }),
-      200,
-      JSON_TYPE,
-      id,
-      vary,
-    );
+    const page = renderPage({ ip, timestamp, version: options.version });
+    return html(c, page, { ...VARY, "content-security-policy": PAGE_CSP });
   });
 
   app.get("/ip", (c) => {
-    const id = requestIdOf(c.req.raw);
-    const format = formatOf(c, ["text", "json"], "text");
-    const ip = clientIp(c, id);
+    const format = formatOf(c, ["text", "json"]);
+    const ip = clientIp(c);
     return format === "json"
-      ? reply(c, JSON.stringify({ ip }), 200, JSON_TYPE, id, vary)
-      : reply(c, ip + "\n", 200, TEXT_TYPE, id, vary);
+      ? json(c, JSON.stringify({ ip }), VARY)
+      : text(c, ip, VARY);
   });
 
   app.get("/timestamp", (c) => {
-    const id = requestIdOf(c.req.raw);
-    const format = formatOf(c, ["text", "json"], "text");
+    const format = formatOf(c, ["text", "json"]);
     const { ms, text: timestamp } = now();
     return format === "json"
-      ? reply(
-        c,
-        JSON.stringify({ timestamp, unix_ms: ms }),
-        200,
-        JSON_TYPE,
-        id,
-        vary,
-      )
-      : reply(c, timestamp + "\n", 200, TEXT_TYPE, id, vary);
+      ? json(c, JSON.stringify({ timestamp, unix_ms: ms }), VARY)
+      : text(c, timestamp, VARY);
   });
 
-  app.get(
-    "/healthz",
-    (c) => reply(c, '{"status":"ok"}', 200, JSON_TYPE, requestIdOf(c.req.raw)),
-  );
-
-  app.get(
-    "/openapi.json",
-    (c) => reply(c, openApi, 200, JSON_TYPE, requestIdOf(c.req.raw)),
-  );
+  app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
+  app.get("/openapi.json", (c) => json(c, openApi));
 
   // Static files: nginx serves them in the stack; this covers `deno task dev`.
   for (const [path, file] of STATIC_FILES) {
-    app.get(
-      path,
-      (c) =>
-        reply(c, file.body, 200, file.type, requestIdOf(c.req.raw), {
-          "cache-control": file.cacheControl,
-        }),
-    );
+    app.get(path, (c) =>
+      send(c, 200, file.type, file.body, {
+        "cache-control": file.cacheControl,
+      }));
   }
 
   // No catch-all routes: with one handler per match Hono skips composing a
   // chain. What matches nothing is a preflight, a 405 or a 404.
-  app.notFound((c) => {
-    const id = requestIdOf(c.req.raw);
-    if (!isKnownPath(c.req.path)) return error(c, 404, "Not found", id);
-    if (c.req.method === "OPTIONS") {
-      return reply(c, null, 204, null, id, {
-        "access-control-allow-methods": "GET, HEAD",
-        "access-control-allow-headers": "*",
-        "access-control-max-age": "86400",
-      });
-    }
-    return error(c, 405, `Method ${c.req.method} not allowed`, id, {
-      allow: ALLOW,
-    });
-  });
-
-  app.onError((err, c) => {
-    const id = requestIdOf(c.req.raw);
-    if (err instanceof ClientError) {
-      return error(c, err.status, err.message, id);
-    }
-    logger.error("request failed", {
-      request_id: id,
-      method: c.req.method,
-      path: c.req.path,
-      error: String(err),
-      stack: err instanceof Error ? err.stack : undefined,
-    });
-    return error(c, 500, "Internal server error", id);
-  });
-
+  app.notFound(unmatched);
+  app.onError((err, c) => failed(err, c, options.logger));
   return app;
 }
 
@@ -345,14 +150,56 @@ function isKnownPath(path: string): boolean {
   return ROUTES.includes(path) || STATIC_FILES.has(path);
 }
 
-/** The page's policy: its own script and style only, nothing inline. */
-export const PAGE_CSP: string = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join("; ");
+// Deno.serve gives the request target `*` of `OPTIONS *` as the path `/*`.
+function unmatched(c: Context): Response {
+  const { method, path } = c.req;
+  if (method === "OPTIONS" && path === "/*") {
+    return noContent(c, { allow: ALLOW });
+  }
+  if (!isKnownPath(path)) return problem(c, 404, "Not found");
+  if (method === "OPTIONS") {
+    return noContent(c, { allow: ALLOW, ...PREFLIGHT_HEADERS });
+  }
+  return problem(c, 405, "Method not allowed", { allow: ALLOW });
+}
+
+function failed(err: Error, c: Context, logger: Logger): Response {
+  if (err instanceof HTTPException) {
+    return problem(c, err.status, err.message);
+  }
+  logger.error("request failed", {
+    request_id: requestIdOf(c),
+    method: c.req.method,
+    path: c.req.path,
+    error: String(err),
+    stack: err.stack,
+  });
+  return problem(c, 500, "Internal server error");
+}
+
+// RFC 3986's host (IP literal or registered name, the latter covering
+// IPv4) and an optional port; an empty Host is allowed (RFC 9112 §3.2).
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
+
+/** RFC 9112 §3.2: a Host that is not a host answers 400. */
+const rejectMalformedHost: MiddlewareHandler = async (c, next) => {
+  const host = c.req.header("host");
+  if (host !== undefined && !HOST.test(host)) {
+    return problem(c, 400, "Invalid Host header");
+  }
+  await next();
+};
+
+function requestLog(logger: Logger): MiddlewareHandler {
+  return async (c, next) => {
+    const start = performance.now();
+    await next();
+    logger.debug("request", {
+      request_id: requestIdOf(c),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round((performance.now() - start) * 1000) / 1000,
+    });
+  };
+}

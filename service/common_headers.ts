@@ -17,3 +17,23 @@ export const COMMON_HEADERS: Readonly<Record<string, string>> = {
   "access-control-expose-headers": "X-Request-Id",
   "x-content-type-options": "nosniff",
 };
+
+/**
+ * The methods every path allows, as `Allow` lists them. The app's 405s and
+ * preflights and nginx's config (stack/nginx_config.ts) all read it here.
+ */
+export const ALLOWED_METHODS: readonly string[] = ["GET", "HEAD", "OPTIONS"];
+
+/** {@linkcode ALLOWED_METHODS} as the `Allow` header's value. */
+export const ALLOW: string = ALLOWED_METHODS.join(", ");
+
+/** What a CORS preflight allows: the methods that are not a preflight. */
+export const CORS_METHODS: string = ALLOWED_METHODS
+  .filter((m) => m !== "OPTIONS").join(", ");
+
+/** The extra headers of a CORS preflight's 204. */
+export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
+  "access-control-allow-methods": CORS_METHODS,
+  "access-control-allow-headers": "*",
+  "access-control-max-age": "86400",
+};

@@ -5,6 +5,7 @@
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "./config.ts";
+import { formatTimestamp } from "./timestamp.ts";
 
 /** Extra fields of one log line. */
 export type LogFields = Record<string, unknown>;
@@ -33,7 +34,7 @@ export function createLogger(
   const write = (l: LogLevel) => (msg: string, fields: LogFields = {}) => {
     if (!enabled(l)) return;
     const line = JSON.stringify({
-      time: new Date().toISOString(),
+      time: formatTimestamp(new Date()),
       level: l,
       msg,
       ...base,
