@@ -14,9 +14,9 @@ import favicon from "../static/favicon.ico" with { type: "bytes" };
 export interface StaticFile {
   /** The file's content. */
   body: string | Uint8Array<ArrayBuffer>;
-  /** Its Content-Type. */
+  /** Its Content-Type, charset included. */
   type: string;
-  /** Its Cache-Control. */
+  /** Its Cache-Control, which replaces the API's `no-store`. */
   cacheControl: string;
 }
 
@@ -47,3 +47,24 @@ export const STATIC_FILES: ReadonlyMap<string, StaticFile> = new Map([
     cacheControl: DAILY,
   }],
 ]);
+
+/** A file's content as bytes. */
+export function bytesOf(file: StaticFile): Uint8Array<ArrayBuffer> {
+  return typeof file.body === "string"
+    ? new TextEncoder().encode(file.body)
+    : file.body;
+}
+
+/**
+ * An instant derived from a file's content (FNV-1a, as seconds after
+ * 2020-01-01): the stack stamps each file with it, so nginx's ETag and
+ * Last-Modified are the same on every replica and after every restart, and
+ * change when the content does.
+ */
+export function contentTime(file: StaticFile): Date {
+  let hash = 0x811c9dc5;
+  for (const byte of bytesOf(file)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return new Date(Date.UTC(2020, 0, 1) + (hash % 157_680_000) * 1000);
+}

@@ -5,6 +5,7 @@
  */
 import template from "../nginx/nginx.conf" with { type: "text" };
 import { COMMON_HEADERS } from "../service/common_headers.ts";
+import { STATIC_FILES } from "../service/static_files.ts";
 import type { StackConfig } from "../service/config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
@@ -16,31 +17,42 @@ export interface NginxHost {
   ipv6: boolean;
 }
 
-/** nginx's own error answers, by the status nginx raises. */
+/**
+ * nginx's own error answers, by the status nginx raises: each is JSON with
+ * the common headers. (Its 405s go to a worker instead: nginx.conf.)
+ */
 export const NGINX_ERRORS: Record<number, [number, string]> = {
   400: [400, "Bad request"],
+  403: [403, "Forbidden"],
   404: [404, "Not found"],
-  405: [405, "Method not allowed"],
   408: [408, "Request timeout"],
+  411: [411, "Length required"],
+  412: [412, "Precondition failed"],
   413: [413, "Request body too large: the API takes no body"],
   414: [414, "URI too long"],
+  416: [416, "Range not satisfiable"],
   429: [429, "Too many requests"],
   // nginx's internal code for oversized headers, answered as 431.
   494: [431, "Request header fields too large"],
   500: [500, "Internal server error"],
+  501: [501, "Not implemented"],
   502: [502, "Bad gateway"],
   503: [503, "Service unavailable"],
   504: [504, "Gateway timeout"],
+  505: [505, "HTTP version not supported"],
 };
 
-// The workers leave these to nginx (app.ts says why); `always`, so that
-// error answers carry them too.
-const ADD_HEADERS = [
-  ...Object.entries(COMMON_HEADERS).map(([name, value]) =>
-    `add_header ${name} "${value}" always;`
-  ),
-  'add_header x-request-id "$req_id" always;',
-];
+// `always`, so that error answers carry them too. A location with an
+// add_header of its own inherits none, so each lists them all.
+function addHeaders(own: Record<string, string> = {}): string[] {
+  return Object.entries({ ...COMMON_HEADERS, ...own }).map(
+    ([name, value]) => `add_header ${name} "${value}" always;`,
+  ).concat('add_header x-request-id "$req_id" always;');
+}
+
+function indent(lines: string[], spaces: number): string {
+  return lines.map((line) => " ".repeat(spaces) + line).join("\n");
+}
 
 // URI locations, not named ones: nginx cannot redirect a request whose
 // request line it could not parse to a named location.
@@ -50,23 +62,39 @@ function errorPages(): string {
     lines.push(`error_page ${raised} =${status} /_errors/${status};`);
   }
   for (const [status, message] of new Map(Object.values(NGINX_ERRORS))) {
-    const extra = status === 429
-      ? ['add_header Retry-After "1" always;']
-      : status === 405
-      ? ['add_header Allow "GET, HEAD, OPTIONS" always;']
-      : [];
+    const own: Record<string, string> = status === 429
+      ? { "retry-after": "1" }
+      : {};
     lines.push(
       `location = /_errors/${status} {`,
       "  internal;",
-      "  types { }",
       "  default_type application/json;",
-      ...ADD_HEADERS.map((line) => "  " + line),
-      ...extra.map((line) => "  " + line),
+      ...addHeaders(own).map((line) => "  " + line),
       `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
       "}",
     );
   }
-  return lines.map((line) => "    " + line).join("\n");
+  return indent(lines, 4);
+}
+
+// One exact location per file, with the file's own type and caching and the
+// headers every answer carries, as the app sends them under `deno task dev`.
+function staticLocations(publicDir: string): string {
+  const lines: string[] = [];
+  for (const [path, file] of STATIC_FILES) {
+    lines.push(
+      `location = ${path} {`,
+      `  root ${publicDir};`,
+      `  default_type "${file.type}";`,
+      // Ranges of files this small save nothing.
+      "  max_ranges 0;",
+      ...addHeaders({ "cache-control": file.cacheControl }).map((l) =>
+        "  " + l
+      ),
+      "}",
+    );
+  }
+  return indent(lines, 4);
 }
 
 /** Fills the template; every field is validated config, never raw input. */
@@ -81,7 +109,6 @@ export function renderNginxConfig(
     USER: host.user ? `user ${host.user};` : "",
     PID_FILE: layout.nginxPid,
     NGINX_TEMP: layout.nginxTemp,
-    PUBLIC_DIR: layout.public,
     NGINX_WORKERS: String(config.nginxWorkers),
     PORT: String(config.port),
     LISTEN_IPV6: host.ipv6
@@ -105,7 +132,8 @@ export function renderNginxConfig(
       (_, i) =>
         `    server unix:${workerSocket(dir, i)} max_fails=1 fail_timeout=2s;`,
     ).join("\n"),
-    ADD_HEADERS: ADD_HEADERS.map((line) => "      " + line).join("\n"),
+    ADD_HEADERS: indent(addHeaders(), 4),
+    STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {

@@ -21,7 +21,7 @@ import { createLogger, type Logger } from "../service/log.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { serviceFlags } from "./permissions.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
-import { STATIC_FILES } from "../service/static_files.ts";
+import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const PROJECT_DIR = new URL("..", import.meta.url).pathname;
@@ -110,13 +110,9 @@ async function prepareRuntimeDir(
     const parent = target.slice(0, target.lastIndexOf("/"));
     await Deno.mkdir(parent, { recursive: true });
     if (gid !== undefined) await Deno.chown(parent, 0, gid);
-    await Deno.writeFile(
-      target,
-      typeof file.body === "string"
-        ? new TextEncoder().encode(file.body)
-        : file.body,
-      { mode: 0o640 },
-    );
+    await Deno.writeFile(target, bytesOf(file), { mode: 0o640 });
+    // nginx's ETag and Last-Modified come from the mtime (static_files.ts).
+    await Deno.utime(target, contentTime(file), contentTime(file));
     if (gid !== undefined) await Deno.chown(target, 0, gid);
   }
 }
