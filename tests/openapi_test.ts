@@ -1,0 +1,290 @@
+// One table of requests, two servers: the service alone (`deno task start`)
+// and the stack (`deno task stack`, nginx in front). Each answer must be
+// what the table expects, declared by the OpenAPI document (status, type,
+// body schema, required headers), and carry each common header once.
+import assert from "node:assert/strict";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { COMMON_HEADERS } from "../service/common_headers.ts";
+import { openApiDocument } from "../service/openapi.ts";
+import { STATIC_FILES } from "../service/static_files.ts";
+import { VERSION } from "../main.ts";
+import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
+import {
+  denoTask,
+  freePort,
+  needs,
+  type Running,
+  withStack,
+} from "./test_util.ts";
+
+type Mode = "service" | "stack";
+type Json = Record<string, unknown>;
+
+/**
+ * A request and the status each mode answers; a mode left out is one where
+ * the runtime, not this project, answers (the report says which and why).
+ */
+interface Case {
+  request: string | Uint8Array;
+  service?: number;
+  stack?: number;
+  /** The document's path for it, when it is not the request's. */
+  as?: string;
+  /** The media type the answer must have. */
+  type?: string;
+}
+
+const BROWSER =
+  "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+const h = (lines: string[] = []) =>
+  ["Host: x", "Connection: close", ...lines].join("\r\n") + "\r\n\r\n";
+const req = (method: string, target: string, lines: string[] = []) =>
+  `${method} ${target} HTTP/1.1\r\n${h(lines)}`;
+const both = (status: number) => ({ service: status, stack: status });
+
+const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
+const STATIC = [...STATIC_FILES.keys()];
+
+const CASES: Case[] = [
+  ...[...ROUTES, ...STATIC].flatMap((p) => [
+    { request: req("GET", p), ...both(200) },
+    { request: req("HEAD", p), ...both(200) },
+    { request: req("OPTIONS", p), ...both(204) },
+    { request: req("DELETE", p), ...both(405) },
+  ]),
+  {
+    request: req("GET", "/", [`Accept: ${BROWSER}`]),
+    ...both(200),
+    type: "text/html",
+  },
+  { request: req("HEAD", "/", [`Accept: ${BROWSER}`]), ...both(200) },
+  { request: req("GET", "/?format=html"), ...both(200), type: "text/html" },
+  { request: req("GET", "/ip?format=json"), ...both(200) },
+  { request: req("GET", "/timestamp?format=json"), ...both(200) },
+  { request: req("GET", "/ip", ["Accept: application/json"]), ...both(200) },
+  // Accept's q=0 means "not this" (RFC 9110 §12.5.1).
+  {
+    request: req("GET", "/ip", ["Accept: text/plain;q=0, */*"]),
+    ...both(200),
+    type: "application/json",
+  },
+  {
+    request: req("GET", "/", ["Accept: application/json;q=0, */*"]),
+    ...both(200),
+    type: "text/html",
+  },
+  { request: req("GET", "/?format=%3Cscript%3E"), ...both(400) },
+  { request: req("GET", "/nope"), ...both(404) },
+  { request: req("GET", "/static/"), ...both(404) },
+  { request: req("PUT", "/static/app.js"), ...both(405) },
+  { request: req("PUT", "/static/nope.js"), ...both(404) },
+  { request: req("TRACE", "/nope"), ...both(404) },
+  { request: req("TRACE", "/ip"), ...both(405) },
+  { request: req("BREW", "/"), ...both(405) },
+  // Ranges of tiny files are ignored: the whole file.
+  {
+    request: req("GET", "/static/app.js", ["Range: bytes=99999-"]),
+    ...both(200),
+  },
+  {
+    request: `GET / HTTP/1.1\r\nHost: a b<>\r\nConnection: close\r\n\r\n`,
+    ...both(400),
+  },
+  // nginx cannot parse the asterisk form (a 400 of its own).
+  { request: req("OPTIONS", "*"), service: 204, stack: 400, as: "*" },
+  // The service ignores bodies; the stack refuses large ones.
+  {
+    request: `POST / HTTP/1.1\r\nContent-Length: 5000\r\n${h()}${
+      "a".repeat(5000)
+    }`,
+    service: 405,
+    stack: 413,
+  },
+  // Below, Deno.serve answers the service alone itself (an empty 400 or a
+  // reset): not the app's to change.
+  { request: req("GET", "/static/app.js", ['If-Match: "nope"']), stack: 412 },
+  { request: req("GET", "/ip", ["Transfer-Encoding: gzip"]), stack: 501 },
+  { request: `GET /ip HTTP/2.0\r\n${h()}`, stack: 505 },
+  { request: bytes("GET /\xff HTTP/1.1\r\n" + h()), stack: 400 },
+  { request: bytes("GET /ip?a=\xff HTTP/1.1\r\n" + h()), stack: 400 },
+  { request: req("GET", "/" + "a".repeat(9000)), stack: 414 },
+  { request: req("GET", "/", ["X-Big: " + "a".repeat(9000)]), stack: 431 },
+  {
+    request: req(
+      "GET",
+      "/ip",
+      Array.from({ length: 150 }, (_, i) => `X-${i}: 1`),
+    ),
+    stack: 200,
+  },
+  { request: `GET /ip HTTP/1.1\r\nHost: a\r\n${h()}`, stack: 400 },
+  { request: req("GET", "/ip", ["Accept: a\x01b"]), stack: 200 },
+  { request: "GET /ip HTTP/1.1\r\nConnection: close\r\n\r\n", stack: 400 },
+];
+
+function bytes(latin1: string): Uint8Array {
+  return Uint8Array.from(latin1, (c) => c.charCodeAt(0));
+}
+
+const doc = openApiDocument(VERSION) as Json;
+const ajv = new Ajv2020({ strict: false });
+
+// Replaces every local $ref with what it points to.
+function resolve(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(resolve);
+  if (value === null || typeof value !== "object") return value;
+  const ref = (value as Json).$ref;
+  if (typeof ref === "string") {
+    let target: unknown = doc;
+    for (const key of ref.slice(2).split("/")) target = (target as Json)[key];
+    return resolve(target);
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, resolve(v)]),
+  );
+}
+
+// What the document declares for an answer: the operation's response, or
+// for any other path or method, one of the answers any request can get.
+function declared(method: string, path: string, status: number): Json {
+  const op = ((doc.paths as Json)[path] as Json | undefined)?.[
+    method.toLowerCase()
+  ] as Json | undefined;
+  const anywhere: Record<number, string> = {
+    204: "Preflight",
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "ContentTooLarge",
+    414: "UriTooLong",
+    431: "HeadersTooLarge",
+    501: "NotImplemented",
+    505: "VersionNotSupported",
+  };
+  const found = op
+    ? (op.responses as Json)[status]
+    : (doc.components as { responses: Json }).responses[anywhere[status]];
+  assert.ok(found, `the document declares ${status} for ${method} ${path}`);
+  return resolve(found) as Json;
+}
+
+function targetOf(c: Case): { method: string; path: string } {
+  const text = typeof c.request === "string"
+    ? c.request
+    : new TextDecoder("latin1").decode(c.request);
+  const [method, target] = text.split(" ");
+  return { method, path: c.as ?? target.split("?")[0] };
+}
+
+function checkAgainstDocument(method: string, path: string, a: RawAnswer) {
+  const response = declared(method, path, a.status);
+  const content = response.content as Record<string, Json> | undefined;
+  if (!content || method === "HEAD") {
+    assert.equal(a.body, "", "no body");
+  } else {
+    const type = a.get("content-type")?.split(";")[0] ?? "";
+    assert.ok(type in content, `declared type ${type}`);
+    const body = type === "application/json" ? JSON.parse(a.body) : a.body;
+    const validate = ajv.compile(content[type].schema as Json);
+    assert.ok(validate(body), JSON.stringify(validate.errors));
+  }
+  const headers = (response.headers ?? {}) as Record<string, Json>;
+  for (const [name, spec] of Object.entries(headers)) {
+    const value = a.get(name.toLowerCase());
+    if (spec.required) assert.ok(value !== undefined, `header ${name}`);
+    if (value !== undefined) {
+      const validate = ajv.compile(spec.schema as Json);
+      assert.ok(validate(value), `${name}: ${value}`);
+    }
+  }
+}
+
+// Each common header exactly once (a static file's own Cache-Control
+// replaces no-store), and one request id.
+function checkCommonHeaders(method: string, path: string, a: RawAnswer) {
+  const file = (method === "GET" || method === "HEAD") && a.status < 400
+    ? STATIC_FILES.get(path)
+    : undefined;
+  for (const [name, value] of Object.entries(COMMON_HEADERS)) {
+    const expected = name === "cache-control" && file
+      ? file.cacheControl
+      : value;
+    assert.deepEqual(a.all(name), [expected], name);
+  }
+  assert.equal(a.all("x-request-id").length, 1, "x-request-id once");
+  // A static file's exact type, charset included, in both modes.
+  if (file) assert.deepEqual(a.all("content-type"), [file.type]);
+}
+
+async function runTable(mode: Mode, port: number): Promise<void> {
+  const failures: string[] = [];
+  for (const c of CASES) {
+    const expected = c[mode];
+    if (expected === undefined) continue;
+    const { method, path } = targetOf(c);
+    const request = typeof c.request === "string"
+      ? bytes(c.request)
+      : c.request;
+    const what = `${mode}: ${method} ${path.slice(0, 40)}`;
+    try {
+      const answer = parseAnswer(await exchange(port, request));
+      assert.equal(answer.status, expected, "status");
+      if (c.type) {
+        assert.equal(answer.get("content-type")?.split(";")[0], c.type);
+      }
+      if (answer.status >= 400) {
+        // Nothing the client sent comes back in an error.
+        assert.doesNotMatch(answer.body, /script|BREW|nope|aaaa|\xff/i);
+      }
+      checkAgainstDocument(method, path, answer);
+      checkCommonHeaders(method, path, answer);
+      if (method === "HEAD") await checkHeadLength(port, request, answer);
+    } catch (err) {
+      failures.push(`${what}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+}
+
+// HEAD's Content-Length is GET's (RFC 9110 §9.3.2).
+async function checkHeadLength(
+  port: number,
+  request: Uint8Array,
+  head: RawAnswer,
+) {
+  const get = new Uint8Array([...bytes("GET"), ...request.slice(4)]);
+  const answer = parseAnswer(await exchange(port, get));
+  assert.equal(
+    head.get("content-length"),
+    String(
+      new TextEncoder().encode(answer.body).length === 0
+        ? 0
+        : answer.get("content-length"),
+    ),
+    "HEAD's content-length is GET's",
+  );
+}
+
+async function service(): Promise<{ port: number; proc: Running }> {
+  const port = freePort();
+  const proc = denoTask("start", { PORT: String(port), HOST: "127.0.0.1" });
+  await proc.waitFor(/"msg":"listening"/);
+  return { port, proc };
+}
+
+Deno.test("the service alone answers the table as its OpenAPI document says", async () => {
+  const { port, proc } = await service();
+  try {
+    await runTable("service", port);
+  } finally {
+    proc.child.kill("SIGTERM");
+    await proc.child.status;
+    await proc.drained;
+  }
+});
+
+Deno.test({
+  name: "the stack answers the table as its OpenAPI document says",
+  ignore: !needs("nginx"),
+  fn: () => withStack({}, (stack) => runTable("stack", stack.port)),
+});
