@@ -168,14 +168,27 @@ Deno.test("Vary: Accept is set where the body depends on it", async () => {
   }
 });
 
-Deno.test("HEAD has the headers of GET and no body", async () => {
-  const head = await get("/ip", {}, tcp("203.0.113.7"), "HEAD");
-  assert.equal(head.res.status, 200);
-  assert.equal(head.body, "");
-  assert.equal(
-    head.res.headers.get("content-type"),
-    "text/plain; charset=utf-8",
-  );
+Deno.test("HEAD has the headers of GET, its Content-Length, and no body", async () => {
+  const browser = { accept: "text/html" };
+  for (
+    const [path, headers] of [
+      ...[...ROUTES, ...STATIC_PATHS].map((p) => [p, {}] as const),
+      ["/", browser] as const,
+      ["/nope", {}] as const,
+    ]
+  ) {
+    const full = await app().request(path, { headers }, tcp("203.0.113.7"));
+    const length = (await full.arrayBuffer()).byteLength;
+    const head = await get(path, headers, tcp("203.0.113.7"), "HEAD");
+    assert.equal(head.res.status, full.status, path);
+    assert.equal(head.body, "", path);
+    assert.equal(
+      head.res.headers.get("content-type"),
+      full.headers.get("content-type"),
+      path,
+    );
+    assert.equal(head.res.headers.get("content-length"), String(length), path);
+  }
 });
 
 Deno.test("OPTIONS is a CORS preflight allowing GET and HEAD", async () => {

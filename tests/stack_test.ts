@@ -17,6 +17,7 @@ import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import { bundleArgs } from "../stack/supervisor.ts";
 import { wrk } from "../bench/wrk.ts";
+import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
 const ready = needs("nginx", "curl");
 
@@ -155,6 +156,33 @@ Deno.test({
       );
       assert.ok(line, "access log line for the favicon");
       assert.equal(JSON.parse(line).upstream_time, "");
+    }),
+});
+
+Deno.test({
+  name:
+    "static files' ETag and Last-Modified come from their content, not the start",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      for (const [path, file] of STATIC_FILES) {
+        const time = contentTime(file);
+        // nginx's ETag: the mtime in seconds and the size, in hex.
+        const etag = `"${(time.getTime() / 1000).toString(16)}-${
+          bytesOf(file).length.toString(16)
+        }"`;
+        let res = await fetch(stack.url + path);
+        await res.body?.cancel();
+        assert.equal(res.headers.get("etag"), etag, path);
+        assert.equal(res.headers.get("last-modified"), time.toUTCString());
+        res = await fetch(stack.url + path, {
+          headers: { "if-none-match": etag },
+        });
+        assert.equal(res.status, 304, path);
+        assert.equal(res.headers.get("cache-control"), file.cacheControl);
+        assert.equal(res.headers.get("access-control-allow-origin"), "*");
+        await res.body?.cancel();
+      }
     }),
 });
 
