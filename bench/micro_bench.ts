@@ -1,5 +1,6 @@
 // `deno bench`: the per-request work, without sockets.
-import { createApp } from "../service/app.ts";
+import type { Hono } from "hono";
+import { type AppOptions, createApp } from "../service/app.ts";
 import { formatTimestamp } from "../service/timestamp.ts";
 import {
   parseAddress,
@@ -13,12 +14,19 @@ const info = {
   remoteAddr: { transport: "unix", path: "" },
   completed: Promise.resolve(),
 } as unknown as Deno.ServeHandlerInfo;
-const app = createApp({
+const options: AppOptions = {
   trustedProxies: [],
   forwardedHeader: "x-forwarded-for",
   logger: createLogger("error"),
   version: "bench",
-});
+};
+// A stack worker's app, and the service's own on TCP (which checks Host).
+const app = createApp({ ...options, behindNginx: true });
+const tcpApp = createApp(options);
+const tcp = {
+  remoteAddr: { transport: "tcp", hostname: "203.0.113.9", port: 40000 },
+  completed: Promise.resolve(),
+} as Deno.ServeHandlerInfo;
 const trusted = ["10.0.0.0/8", "fd00::/8"].map(parseRange);
 const peer = parseAddress("10.0.0.1")!;
 
@@ -38,9 +46,42 @@ Deno.bench("resolveClient over a 4-hop X-Forwarded-For", () => {
   );
 });
 
-Deno.bench("GET / through app.request (Unix-socket mode)", async () => {
-  const res = await app.request("/", {
-    headers: { "x-real-ip": "203.0.113.9" },
-  }, info);
-  await res.arrayBuffer();
-});
+// Each answer's cost as a ratio to GET / on a worker, from the same run.
+async function answer(
+  target: Hono,
+  path: string,
+  init: RequestInit,
+  via: Deno.ServeHandlerInfo,
+) {
+  await (await target.request(path, init, via)).arrayBuffer();
+}
+const realIp = { "x-real-ip": "203.0.113.9" };
+
+Deno.bench("GET / through app.request (Unix-socket mode)", {
+  group: "answers",
+  baseline: true,
+}, () => answer(app, "/", { headers: realIp }, info));
+
+Deno.bench(
+  "HEAD / (Content-Length counted)",
+  { group: "answers" },
+  () => answer(app, "/", { method: "HEAD", headers: realIp }, info),
+);
+
+Deno.bench(
+  "GET / as the page (hono/html)",
+  { group: "answers" },
+  () => answer(app, "/", { headers: { ...realIp, accept: "text/html" } }, info),
+);
+
+Deno.bench(
+  "GET /ip?format=bad (HTTPException, 400)",
+  { group: "answers" },
+  () => answer(app, "/ip?format=bad", { headers: realIp }, info),
+);
+
+Deno.bench(
+  "GET / on TCP (common headers, Host check)",
+  { group: "answers" },
+  () => answer(tcpApp, "/", { headers: { host: "example.com:8000" } }, tcp),
+);
