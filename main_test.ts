@@ -162,6 +162,13 @@ Deno.test("every answer carries the common headers, errors included", async () =
   }
 });
 
+Deno.test("ROUTES and the static files are exactly the app's routes", () => {
+  const paths = app().routes.filter((r) => r.method === "GET").map((r) =>
+    r.path
+  );
+  assert.deepEqual(paths.sort(), [...ROUTES, ...STATIC_PATHS].sort());
+});
+
 Deno.test("Vary: Accept is set where the body depends on it", async () => {
   for (const path of ["/", "/ip", "/timestamp"]) {
     assert.equal((await get(path)).res.headers.get("vary"), "Accept", path);

@@ -9,6 +9,7 @@
  */
 import type { Context } from "hono";
 import { COMMON_HEADERS } from "./common_headers.ts";
+import type { StaticFile } from "./static_files.ts";
 
 /** Request ids taken from the caller must match this (nginx uses the same). */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -91,6 +92,13 @@ export function text(c: Context, line: string, extra?: ExtraHeaders): Response {
 /** A 200 with an HTML page. */
 export function html(c: Context, page: string, extra?: ExtraHeaders): Response {
   return send(c, 200, HTML_TYPE, page, extra);
+}
+
+/** A static file, with its own caching. */
+export function staticFile(c: Context, file: StaticFile): Response {
+  return send(c, 200, file.type, file.body, {
+    "cache-control": file.cacheControl,
+  });
 }
 
 /** A 204: nothing but headers. */

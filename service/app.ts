@@ -13,7 +13,7 @@ import {
   noContent,
   problem,
   requestIdOf,
-  send,
+  staticFile,
   text,
 } from "./answer.ts";
 import { clientAddressReader } from "./client_address.ts";
@@ -62,7 +62,7 @@ export interface AppOptions {
   behindNginx?: boolean;
 }
 
-/** The paths the API answers (GET, HEAD and OPTIONS each). */
+/** The API's paths besides the static files (GET, HEAD and OPTIONS each). */
 export const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
 
 const VARY = { vary: "Accept" };
@@ -133,30 +133,26 @@ export function createApp(options: AppOptions): App {
 
   // Static files: nginx serves them in the stack; this covers `deno task dev`.
   for (const [path, file] of STATIC_FILES) {
-    app.get(path, (c) =>
-      send(c, 200, file.type, file.body, {
-        "cache-control": file.cacheControl,
-      }));
+    app.get(path, (c) => staticFile(c, file));
   }
 
   // No catch-all routes: with one handler per match Hono skips composing a
   // chain. What matches nothing is a preflight, a 405 or a 404.
-  app.notFound(unmatched);
+  const paths = new Set(
+    app.routes.filter((r) => r.method === "GET").map((r) => r.path),
+  );
+  app.notFound((c) => unmatched(c, paths));
   app.onError((err, c) => failed(err, c, options.logger));
   return app;
 }
 
-function isKnownPath(path: string): boolean {
-  return ROUTES.includes(path) || STATIC_FILES.has(path);
-}
-
 // Deno.serve gives the request target `*` of `OPTIONS *` as the path `/*`.
-function unmatched(c: Context): Response {
+function unmatched(c: Context, paths: Set<string>): Response {
   const { method, path } = c.req;
   if (method === "OPTIONS" && path === "/*") {
     return noContent(c, { allow: ALLOW });
   }
-  if (!isKnownPath(path)) return problem(c, 404, "Not found");
+  if (!paths.has(path)) return problem(c, 404, "Not found");
   if (method === "OPTIONS") {
     return noContent(c, { allow: ALLOW, ...PREFLIGHT_HEADERS });
   }
