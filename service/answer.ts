@@ -7,9 +7,10 @@
  *
  * @module
  */
-import type { Context } from "hono";
 import { COMMON_HEADERS } from "./common_headers.ts";
 import type { StaticFile } from "./static_files.ts";
+
+export type { StaticFile };
 
 /** Request ids taken from the caller must match this (nginx uses the same). */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -22,42 +23,54 @@ const TEXT_TYPE = "text/plain; charset=utf-8";
 const HTML_TYPE = "text/html; charset=utf-8";
 const encoder = new TextEncoder();
 
+/** What the helpers read of a request's context (Hono's `Context` fits). */
+export interface RequestContext {
+  /** The request. */
+  req: {
+    /** Its method. */
+    method: string;
+    /** The request as received. */
+    raw: Request;
+    /** One header's value. */
+    header(name: string): string | undefined;
+  };
+  /** Deno.serve's connection info, when served. */
+  env: unknown;
+}
+
 /**
  * Whether this request came through the stack's nginx: a worker's Unix
  * socket is reached only by it, and it overwrites X-Real-IP and adds the
  * common headers and X-Request-Id to every answer (each header a worker sets
  * costs it ~2 µs of CPU per request).
  */
-export function behindStackNginx(c: Context): boolean {
+export function behindStackNginx(c: RequestContext): boolean {
   const info = c.env as Deno.ServeHandlerInfo | undefined;
   return info?.remoteAddr?.transport === "unix";
 }
 
-declare module "hono" {
-  interface ContextVariableMap {
-    requestId: string;
-  }
-}
+// The id of each request once it has been decided.
+const requestIds = new WeakMap<Request, string>();
 
 /**
  * The caller's X-Request-Id when it is sane, else a new one; the same for
  * the answer and any log line about the request.
  */
-export function requestIdOf(c: Context): string {
-  let id = c.get("requestId");
+export function requestIdOf(c: RequestContext): string {
+  let id = requestIds.get(c.req.raw);
   if (id === undefined) {
     const given = c.req.header("x-request-id");
     id = given !== undefined && REQUEST_ID_PATTERN.test(given)
       ? given
       : crypto.randomUUID();
-    c.set("requestId", id);
+    requestIds.set(c.req.raw, id);
   }
   return id;
 }
 
 /** Any answer: status, content type, body and extra headers. */
 export function send(
-  c: Context,
+  c: RequestContext,
   status: number,
   type: string | null,
   body: string | Uint8Array<ArrayBuffer> | null,
@@ -80,29 +93,41 @@ export function send(
 }
 
 /** A 200 (or `status`) with a JSON body already serialised. */
-export function json(c: Context, body: string, extra?: ExtraHeaders): Response {
+export function json(
+  c: RequestContext,
+  body: string,
+  extra?: ExtraHeaders,
+): Response {
   return send(c, 200, JSON_TYPE, body, extra);
 }
 
 /** A 200 with a line of plain text. */
-export function text(c: Context, line: string, extra?: ExtraHeaders): Response {
+export function text(
+  c: RequestContext,
+  line: string,
+  extra?: ExtraHeaders,
+): Response {
   return send(c, 200, TEXT_TYPE, line + "\n", extra);
 }
 
 /** A 200 with an HTML page. */
-export function html(c: Context, page: string, extra?: ExtraHeaders): Response {
+export function html(
+  c: RequestContext,
+  page: string,
+  extra?: ExtraHeaders,
+): Response {
   return send(c, 200, HTML_TYPE, page, extra);
 }
 
 /** A static file, with its own caching. */
-export function staticFile(c: Context, file: StaticFile): Response {
+export function staticFile(c: RequestContext, file: StaticFile): Response {
   return send(c, 200, file.type, file.body, {
     "cache-control": file.cacheControl,
   });
 }
 
 /** A 204: nothing but headers. */
-export function noContent(c: Context, extra?: ExtraHeaders): Response {
+export function noContent(c: RequestContext, extra?: ExtraHeaders): Response {
   return send(c, 204, null, null, extra);
 }
 
@@ -111,7 +136,7 @@ export function noContent(c: Context, extra?: ExtraHeaders): Response {
  * client sent is ever echoed back.
  */
 export function problem(
-  c: Context,
+  c: RequestContext,
   status: number,
   message: string,
   extra?: ExtraHeaders,

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ForwardedHeader } from "./config.ts";
 import {
@@ -16,7 +15,11 @@ import {
   splitForwarded,
   splitForwardedFor,
 } from "./client_ip.ts";
-import { behindStackNginx, requestIdOf } from "./answer.ts";
+import {
+  behindStackNginx,
+  type RequestContext,
+  requestIdOf,
+} from "./answer.ts";
 import type { Logger } from "./log.ts";
 
 /** Whom to believe about addresses. */
@@ -32,7 +35,7 @@ export interface AddressOptions {
 /** Returns a function that tells a request's client address. */
 export function clientAddressReader(
   { trustedProxies, forwardedHeader, logger }: AddressOptions,
-): (c: Context) => string {
+): (c: RequestContext) => string {
   const split = forwardedHeader === "forwarded"
     ? splitForwarded
     : splitForwardedFor;
@@ -50,7 +53,7 @@ export function clientAddressReader(
     return hit ?? undefined;
   }
 
-  function fromNginx(c: Context): string {
+  function fromNginx(c: RequestContext): string {
     const given = c.req.header("x-real-ip");
     const address = given === undefined ? undefined : normalize(given);
     if (address !== undefined) return address;
