@@ -11,7 +11,7 @@ ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1
 # Dependency layer: only the packages the service imports, at the versions
 # deno.json pins; it is rebuilt only when deno.json or deno.lock change.
 COPY deno.json deno.lock ./
-RUN printf 'import "hono";\nimport "hono/accepts";\nimport "ipaddr.js";\n' > deps.ts \
+RUN printf 'import "hono";\nimport "hono/html";\nimport "hono/http-exception";\nimport "hono/utils/accept";\nimport "ipaddr.js";\n' > deps.ts \
   && deno cache --frozen deps.ts \
   && rm deps.ts
 COPY *.ts ./
