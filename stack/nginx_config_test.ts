@@ -3,7 +3,7 @@ import template from "../nginx/nginx.conf" with { type: "text" };
 import { ALLOW, COMMON_HEADERS } from "../service/common_headers.ts";
 import { loadStackConfig } from "../service/config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
-import { renderNginxConfig } from "./nginx_config.ts";
+import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
 
 const config = loadStackConfig(
@@ -40,5 +40,22 @@ Deno.test("nginx's config spells no fact that has a source elsewhere", () => {
   }
   for (const name of Object.keys(COMMON_HEADERS)) {
     assert.ok(!template.toLowerCase().includes(name), name);
+  }
+});
+
+Deno.test("each error nginx raises is JSON with each common header once", () => {
+  for (const [raised, [status, message]] of Object.entries(NGINX_ERRORS)) {
+    assert.ok(
+      rendered.includes(`error_page ${raised} =${status} /_errors/${status};`),
+      raised,
+    );
+    const lines = block(rendered, `location = /_errors/${status}`);
+    assert.ok(lines.includes("default_type application/json;"), raised);
+    for (const [name, value] of Object.entries(COMMON_HEADERS)) {
+      const sets = lines.filter((l) => l.startsWith(`add_header ${name} `));
+      assert.deepEqual(sets, [`add_header ${name} "${value}" always;`], name);
+    }
+    const body = JSON.stringify({ error: message });
+    assert.ok(lines.includes(`return ${status} '${body}\\n';`), raised);
   }
 });

@@ -288,3 +288,21 @@ Deno.test({
   ignore: !needs("nginx"),
   fn: () => withStack({}, (stack) => runTable("stack", stack.port)),
 });
+
+Deno.test({
+  name: "the stack's rate limit answers 429 as the document says",
+  ignore: !needs("nginx"),
+  fn: () =>
+    withStack({ RATE_LIMIT: "1" }, async (stack) => {
+      const request = bytes(req("GET", "/ip"));
+      let limited: RawAnswer | undefined;
+      for (let i = 0; i < 50 && !limited; i++) {
+        const answer = parseAnswer(await exchange(stack.port, request));
+        if (answer.status === 429) limited = answer;
+      }
+      assert.ok(limited, "a 429 within 50 requests");
+      checkAgainstDocument("GET", "/ip", limited);
+      checkCommonHeaders("GET", "/ip", limited);
+      assert.deepEqual(limited.all("retry-after"), ["1"]);
+    }),
+});
