@@ -99,7 +99,7 @@ export function createApp(options: AppOptions): App {
   const openApi = JSON.stringify(openApiDocument(options.version));
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
-  if (!options.behindNginx) app.use(rejectMalformedHost);
+  if (!options.behindNginx) app.use(rejectMalformed);
 
   app.get("/", (c) => {
     const format = formatOf(c, ["json", "html"]);
@@ -177,12 +177,23 @@ function failed(err: Error, c: Context, logger: Logger): Response {
 // IPv4) and an optional port; an empty Host is allowed (RFC 9112 §3.2).
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
 
-/** RFC 9112 §3.2: a Host that is not a host answers 400. */
-const rejectMalformedHost: MiddlewareHandler = async (c, next) => {
+// A `%` not followed by two hex digits, or an encoded NUL: not a URI path.
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
+
+/**
+ * What nginx refuses in the stack, the service refuses alone: a Host that
+ * is not a host (RFC 9112 §3.2) and a target that is not a URI (RFC 3986).
+ */
+const rejectMalformed: MiddlewareHandler = async (c, next) => {
   const host = c.req.header("host");
   if (host !== undefined && !HOST.test(host)) {
     return problem(c, 400, "Invalid Host header");
   }
+  // The path only: like nginx, leave the query to whoever reads it.
+  const url = c.req.url;
+  const query = url.indexOf("?");
+  const path = url.slice(url.indexOf("/", 8), query < 0 ? undefined : query);
+  if (BAD_ESCAPE.test(path)) return problem(c, 400, "Invalid request target");
   await next();
 };
 

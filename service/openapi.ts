@@ -223,8 +223,9 @@ function components(): Json {
       },
       BadRequest: error(
         "A malformed request: an unknown `format`, a Host that is not a " +
-          "host; *stack*: a request nginx cannot parse, a raw byte outside " +
-          "ASCII in the target, or a worker not told the client's address.",
+          "host, a path with a bad `%` escape or `%00`; *stack*: a request " +
+          "nginx cannot parse, a raw byte outside ASCII in the target, or a " +
+          "worker not told the client's address.",
       ),
       NotFound: error("No such path."),
       MethodNotAllowed: error("Not GET, HEAD or OPTIONS.", {
