@@ -60,9 +60,10 @@ function head(get: Json): Json {
   return { summary: `${get.summary} (headers only)`, responses };
 }
 
+// Always answered by the app, so behind nginx a worker's errors too.
 const options: Json = {
   summary: "CORS preflight",
-  responses: { "204": response("Preflight"), ...ERRORS },
+  responses: { "204": response("Preflight"), ...ERRORS, ...PROXY_ERRORS },
 };
 
 function api(
