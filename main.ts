@@ -70,7 +70,7 @@ export async function serve(
       logger.error("unhandled error", { error: String(err) });
       return new Response('{"error":"Internal server error"}\n', {
         status: 500,
-        // On the socket, nginx adds the common headers (see app.ts).
+        // On the socket, nginx adds the common headers (see answer.ts).
         headers: {
           ...(config.socket ? {} : COMMON_HEADERS),
           "content-type": "application/json",
