@@ -1,5 +1,7 @@
 // `deno bench`: the per-request work, without sockets.
-import type { Hono } from "hono";
+import { Hono } from "hono";
+import { html } from "hono/html";
+import { HTTPException } from "hono/http-exception";
 import { type AppOptions, createApp } from "../service/app.ts";
 import { formatTimestamp } from "../service/timestamp.ts";
 import {
@@ -84,4 +86,63 @@ Deno.bench(
   "GET / on TCP (common headers, Host check)",
   { group: "answers" },
   () => answer(tcpApp, "/", { headers: { host: "example.com:8000" } }, tcp),
+);
+
+// Library against hand-written, for the choices docs/http.md reports: the
+// hand-written side is the code the app had before it used the library.
+const ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+const [ip, at, v] = ["2001:db8::1", "2025-12-12T12:34:56.789+00:00", "1.0.0"];
+
+Deno.bench("page fields: hand-written escaping", {
+  group: "escaping",
+  baseline: true,
+}, () => {
+  `<title>${escape(ip)}</title><output>${escape(ip)}</output><time datetime="${
+    escape(at)
+  }">${escape(at)}</time><a href="?v=${escape(v)}">`;
+});
+
+Deno.bench("page fields: hono/html", { group: "escaping" }, () => {
+  String(
+    html`
+      <title>${ip}</title><output>${ip}</output><time
+        datetime="${at}">${at}</time><a href="?v=${v}">
+    `,
+  );
+});
+
+class ClientError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+function throwing(make: () => Error): Hono {
+  const app = new Hono();
+  app.get("/", () => {
+    throw make();
+  });
+  app.onError((err) =>
+    new Response(err.message, { status: (err as ClientError).status })
+  );
+  return app;
+}
+const handMade = throwing(() => new ClientError(400, "bad"));
+const library = throwing(() => new HTTPException(400, { message: "bad" }));
+
+Deno.bench("a 400 thrown: hand-made ClientError", {
+  group: "errors",
+  baseline: true,
+}, () => answer(handMade, "/", {}, tcp));
+
+Deno.bench(
+  "a 400 thrown: HTTPException",
+  { group: "errors" },
+  () => answer(library, "/", {}, tcp),
 );
