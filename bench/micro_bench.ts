@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { html } from "hono/html";
 import { HTTPException } from "hono/http-exception";
-import { type AppOptions, createApp } from "../service/app.ts";
+import { type App, type AppOptions, createApp } from "../service/app.ts";
 import { formatTimestamp } from "../service/timestamp.ts";
 import {
   parseAddress,
@@ -50,7 +50,7 @@ Deno.bench("resolveClient over a 4-hop X-Forwarded-For", () => {
 
 // Each answer's cost as a ratio to GET / on a worker, from the same run.
 async function answer(
-  target: Hono,
+  target: App,
   path: string,
   init: RequestInit,
   via: Deno.ServeHandlerInfo,

@@ -43,6 +43,8 @@ export interface App {
     init?: RequestInit,
     env?: unknown,
   ): Response | Promise<Response>;
+  /** The routes it has, middleware included (method `ALL`). */
+  readonly routes: readonly { method: string; path: string }[];
 }
 
 /** What the app needs to know about its deployment. */
