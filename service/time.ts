@@ -1,0 +1,129 @@
+/**
+ * `GET /time`: the instant in UTC, optionally in one IANA time zone, and the
+ * server's side of an NTP-style exchange (`t0` in, `t1` and `t2` out).
+ *
+ * Time-zone data is the runtime's own (`Temporal`); nothing here knows a zone.
+ *
+ * @module
+ */
+
+/** A clock in milliseconds since the epoch, with sub-millisecond precision. */
+export type PreciseClock = () => number;
+
+/**
+ * The process's clock as the exchange reads it: `performance.timeOrigin +
+ * performance.now()`, finer than `Date.now()`.
+ */
+export const preciseNow: PreciseClock = () =>
+  performance.timeOrigin + performance.now();
+
+/** What a `/time` request asked for, validated. */
+export interface TimeQuery {
+  /** The zone's canonical id as the runtime names it. */
+  tz?: string;
+  /** The client's send time, ms since the epoch. */
+  t0?: number;
+}
+
+/** The fields a zone adds to the answer. */
+export interface ZoneFields {
+  tz: string;
+  /** ISO 8601 local time with the zone's offset, three fractional digits. */
+  local: string;
+  /** `+01:00`, `-03:30`, `+05:45`. */
+  utc_offset: string;
+  /** Whether the zone observes daylight saving time at this instant. */
+  dst: boolean;
+}
+
+/** A query that cannot be answered; its message never contains the input. */
+export class TimeQueryError extends Error {
+  override name = "TimeQueryError";
+}
+
+// Zone names are letters, digits and `_+-/`; anything else is not looked up.
+const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+\-\/]{0,63}$/;
+// A plain decimal: no exponent, no hex, no "Infinity", not empty.
+const DECIMAL = /^-?\d{1,16}(\.\d{1,9})?$/;
+
+/** The runtime's canonical id of an IANA zone name, or undefined. */
+export function canonicalZone(name: string): string | undefined {
+  if (!ZONE_NAME.test(name)) return undefined;
+  try {
+    return Temporal.Instant.fromEpochMilliseconds(0)
+      .toZonedDateTimeISO(name).timeZoneId;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates `tz` and `t0` of a query; throws {@linkcode TimeQueryError}. */
+export function parseTimeQuery(params: URLSearchParams): TimeQuery {
+  const query: TimeQuery = {};
+  const tz = params.get("tz");
+  if (tz !== null) {
+    query.tz = canonicalZone(tz);
+    if (query.tz === undefined) {
+      throw new TimeQueryError(
+        "Unknown time zone: expected an IANA name such as Europe/Berlin",
+      );
+    }
+  }
+  const t0 = params.get("t0");
+  if (t0 !== null) {
+    const value = DECIMAL.test(t0) ? Number(t0) : NaN;
+    if (!Number.isFinite(value)) {
+      throw new TimeQueryError(
+        "Invalid t0: expected the send time in milliseconds since the epoch",
+      );
+    }
+    query.t0 = value;
+  }
+  return query;
+}
+
+/** The local time, offset and DST flag of zone `tz` at `epochMs`. */
+export function zoneFields(epochMs: number, tz: string): ZoneFields {
+  const zoned = Temporal.Instant.fromEpochMilliseconds(epochMs)
+    .toZonedDateTimeISO(tz);
+  // A zone's standard offset is the smaller of its January and July ones
+  // (southern summers fall in January); more than that is daylight saving.
+  const offsetIn = (month: number) =>
+    zoned.with({ month, day: 1 }).offsetNanoseconds;
+  const standard = Math.min(offsetIn(1), offsetIn(7));
+  return {
+    tz: zoned.timeZoneId,
+    local: zoned.toString({
+      fractionalSecondDigits: 3,
+      timeZoneName: "never",
+    }),
+    utc_offset: zoned.offset,
+    dst: zoned.offsetNanoseconds > standard,
+  };
+}
+
+/**
+ * The `/time` answer's fields in order: `utc`, `unix`, `unix_ms`, then the
+ * zone's and the exchange's. `t1` is when the request reached the handler;
+ * `t2` is read from `clock` last, just before the body is written.
+ */
+export function timeFields(
+  query: TimeQuery,
+  t1: number,
+  utc: (ms: number) => string,
+  clock: PreciseClock = preciseNow,
+): Record<string, unknown> {
+  const ms = Math.floor(t1);
+  const fields: Record<string, unknown> = {
+    utc: utc(ms),
+    unix: Math.floor(ms / 1000),
+    unix_ms: ms,
+  };
+  if (query.tz !== undefined) Object.assign(fields, zoneFields(ms, query.tz));
+  if (query.t0 !== undefined) {
+    fields.t0 = query.t0;
+    fields.t1 = t1;
+    fields.t2 = clock();
+  }
+  return fields;
+}
