@@ -28,6 +28,24 @@ export const FORWARDED_HEADERS = ["x-forwarded-for", "forwarded"] as const;
 /** One of {@linkcode FORWARDED_HEADERS}. */
 export type ForwardedHeader = typeof FORWARDED_HEADERS[number];
 
+/**
+ * OpenTelemetry variables: Deno's runtime reads them itself at start (no
+ * permission needed); the service validates them and the stack passes them
+ * to every worker.
+ */
+export const OTEL_ENV = [
+  "OTEL_DENO",
+  "OTEL_SERVICE_NAME",
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_PROTOCOL",
+  "OTEL_EXPORTER_OTLP_HEADERS",
+  "OTEL_RESOURCE_ATTRIBUTES",
+  "OTEL_BSP_SCHEDULE_DELAY",
+] as const;
+
+/** The hosts that reach the service over one address family only. */
+export const ORIGIN_ENV = ["IPV4_ORIGIN", "IPV6_ORIGIN"] as const;
+
 /** The variables the service (one worker) reads. */
 export const SERVICE_ENV = [
   "HOST",
@@ -36,6 +54,8 @@ export const SERVICE_ENV = [
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
   "LOG_LEVEL",
+  ...ORIGIN_ENV,
+  ...OTEL_ENV,
 ] as const;
 
 /** The variables the stack supervisor reads, on top of the service's. */
@@ -48,6 +68,8 @@ export const STACK_ENV = [
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
   "LOG_LEVEL",
+  ...ORIGIN_ENV,
+  ...OTEL_ENV,
 ] as const;
 
 /** Defaults for every setting, in one place. */
@@ -78,6 +100,16 @@ export interface ServiceConfig {
   forwardedHeader: ForwardedHeader;
   /** The least severe level written (LOG_LEVEL). */
   logLevel: LogLevel;
+  /** Origins reached over IPv4 only and IPv6 only, for the page. */
+  origins: FamilyOrigins;
+  /** The OpenTelemetry variables that are set, validated. */
+  otel: Record<string, string>;
+}
+
+/** `IPV4_ORIGIN` and `IPV6_ORIGIN`, each unset or an http(s) origin. */
+export interface FamilyOrigins {
+  ipv4?: string;
+  ipv6?: string;
 }
 
 /** The settings of the nginx + workers stack. */
@@ -96,6 +128,10 @@ export interface StackConfig {
   trustedProxies: string[];
   /** The least severe level written (LOG_LEVEL). */
   logLevel: LogLevel;
+  /** Passed to every worker. */
+  origins: FamilyOrigins;
+  /** Passed to every worker. */
+  otel: Record<string, string>;
 }
 
 function integer(
@@ -167,6 +203,71 @@ function trustedEntries(env: EnvReader): string[] {
   return entries;
 }
 
+// An origin goes into the page and its Content-Security-Policy: it must be
+// exactly what URL parsing makes of it (no path, query, user or stray bytes).
+function origin(
+  env: EnvReader,
+  name: string,
+  family: "ipv4" | "ipv6",
+): string | undefined {
+  const raw = env(name);
+  if (raw === undefined || raw === "") return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    // Reported below.
+  }
+  const host = url?.hostname.replace(/^\[|\]$/g, "") ?? "";
+  const literal = ipaddr.isValid(host) ? ipaddr.parse(host).kind() : family;
+  if (
+    !url || !/^https?:$/.test(url.protocol) ||
+    raw.replace(/\/$/, "") !== url.origin || literal !== family
+  ) {
+    throw new ConfigError(
+      `Invalid ${name} ${
+        JSON.stringify(raw)
+      }: expected an http(s) origin reached over ${family} only, such as https://${family}.example.com`,
+    );
+  }
+  return url.origin;
+}
+
+function otelSettings(env: EnvReader): Record<string, string> {
+  const checks: Record<string, [RegExp, string]> = {
+    OTEL_DENO: [/^(true|false)$/, "true or false"],
+    OTEL_EXPORTER_OTLP_ENDPOINT: [
+      /^https?:\/\/[^\s"'\\]+$/,
+      "an http(s) URL such as http://collector:4318",
+    ],
+    OTEL_EXPORTER_OTLP_PROTOCOL: [
+      /^http\/(protobuf|json)$/,
+      "http/protobuf or http/json",
+    ],
+    OTEL_SERVICE_NAME: [/^[A-Za-z0-9._-]{1,64}$/, "a plain name"],
+    OTEL_BSP_SCHEDULE_DELAY: [/^\d{1,6}$/, "milliseconds"],
+  };
+  const settings: Record<string, string> = {};
+  for (const name of OTEL_ENV) {
+    const raw = env(name);
+    if (raw === undefined || raw === "") continue;
+    const [pattern, expected] = checks[name] ?? [/^[\x20-\x7e]*$/, "text"];
+    if (!pattern.test(raw)) {
+      // The value may hold a credential (OTEL_EXPORTER_OTLP_HEADERS): not shown.
+      throw new ConfigError(`Invalid ${name}: expected ${expected}`);
+    }
+    settings[name] = raw;
+  }
+  return settings;
+}
+
+function familyOrigins(env: EnvReader): FamilyOrigins {
+  return {
+    ipv4: origin(env, "IPV4_ORIGIN", "ipv4"),
+    ipv6: origin(env, "IPV6_ORIGIN", "ipv6"),
+  };
+}
+
 /** Reads and validates the service's settings; throws {@linkcode ConfigError}. */
 export function loadServiceConfig(env: EnvReader): ServiceConfig {
   const host = env("HOST") || DEFAULTS.host;
@@ -189,6 +290,8 @@ export function loadServiceConfig(env: EnvReader): ServiceConfig {
       DEFAULTS.forwardedHeader,
     ),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
+    origins: familyOrigins(env),
+    otel: otelSettings(env),
   };
 }
 
@@ -227,5 +330,7 @@ export function loadStackConfig(
     rateLimit: integer(env, "RATE_LIMIT", DEFAULTS.rateLimit, 0, 1_000_000),
     trustedProxies: trustedEntries(env),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
+    origins: familyOrigins(env),
+    otel: otelSettings(env),
   };
 }

@@ -84,3 +84,67 @@ Deno.test("good settings are read as given", () => {
   assert.equal(stack.runtimeDir, "/tmp/x");
   assert.equal(stack.nginxWorkers, 4);
 });
+
+Deno.test("IPV4_ORIGIN and IPV6_ORIGIN must be plain http(s) origins of their family", () => {
+  const good = {
+    IPV4_ORIGIN: "https://ipv4.example.com",
+    IPV6_ORIGIN: "http://[::1]:8080/",
+  };
+  for (const load of [loadServiceConfig, loadStackConfig]) {
+    assert.deepEqual(load(env(good)).origins, {
+      ipv4: "https://ipv4.example.com",
+      ipv6: "http://[::1]:8080",
+    });
+    assert.deepEqual(load(env({})).origins, {
+      ipv4: undefined,
+      ipv6: undefined,
+    });
+  }
+  for (
+    const [name, raw] of [
+      ["IPV4_ORIGIN", "ipv4.example.com"],
+      ["IPV4_ORIGIN", "ftp://ipv4.example.com"],
+      ["IPV4_ORIGIN", "https://ipv4.example.com/path"],
+      ["IPV4_ORIGIN", "https://user@ipv4.example.com"],
+      ["IPV4_ORIGIN", "https://ipv4.example.com?x"],
+      ["IPV4_ORIGIN", "https://a.example.com 'unsafe-inline'"],
+      ["IPV4_ORIGIN", "http://[::1]:8080"],
+      ["IPV6_ORIGIN", "http://127.0.0.1:8080"],
+      ["IPV6_ORIGIN", "javascript:alert(1)"],
+    ]
+  ) {
+    for (const load of [loadServiceConfig, loadStackConfig]) {
+      assert.throws(() => load(env({ [name]: raw })), {
+        name: "ConfigError",
+        message: new RegExp(`^Invalid ${name} `),
+      }, raw);
+    }
+  }
+});
+
+Deno.test("OpenTelemetry settings are checked, kept for the workers, never echoed", () => {
+  const otel = {
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+    OTEL_SERVICE_NAME: "ip-timestamp",
+    OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer secret",
+  };
+  assert.deepEqual(loadStackConfig(env(otel)).otel, otel);
+  assert.deepEqual(loadServiceConfig(env({})).otel, {});
+  for (
+    const [name, raw] of [
+      ["OTEL_DENO", "yes"],
+      ["OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://otel.invalid"],
+      ["OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"],
+      ["OTEL_EXPORTER_OTLP_HEADERS", "authorization=secret\n"],
+    ]
+  ) {
+    assert.throws(
+      () => loadServiceConfig(env({ [name]: raw })),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message.startsWith(`Invalid ${name}:`) &&
+        !err.message.includes(raw),
+    );
+  }
+});
