@@ -62,6 +62,7 @@ export async function serve(
     logger,
     version: VERSION,
     behindNginx: config.socket !== undefined,
+    origins: config.origins,
   });
   const common = {
     // Logged below, once the socket has its mode.

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createApp, ROUTES } from "./service/app.ts";
 import { formatTimestamp } from "./service/timestamp.ts";
-import { PAGE_CSP } from "./service/page.ts";
+import { pageCsp } from "./service/page.ts";
 import { parseRange } from "./service/client_ip.ts";
 import { COMMON_HEADERS } from "./service/common_headers.ts";
 import type { ForwardedHeader } from "./service/config.ts";
@@ -102,9 +102,9 @@ Deno.test("GET /ip is plain text by default and JSON when asked", async () => {
   assert.equal(body, "203.0.113.7\n");
   assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
   ({ res, body } = await get("/ip", { accept: "application/json" }));
-  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7" });
+  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7", family: "ipv4" });
   ({ body } = await get("/ip?format=json"));
-  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7" });
+  assert.deepEqual(JSON.parse(body), { ip: "203.0.113.7", family: "ipv4" });
   ({ body } = await get("/ip", { accept: "*/*" }));
   assert.equal(body, "203.0.113.7\n");
 });
@@ -364,7 +364,7 @@ Deno.test("GET / negotiates: browsers get HTML, everyone else JSON", async () =>
     "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
   let { res, body } = await get("/", { accept: browser });
   assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
-  assert.equal(res.headers.get("content-security-policy"), PAGE_CSP);
+  assert.equal(res.headers.get("content-security-policy"), pageCsp({}));
   assert.match(body, /<output id="ip">203\.0\.113\.7<\/output>/);
   assert.doesNotMatch(
     body,
@@ -415,4 +415,134 @@ Deno.test("static files are served with their types and long caching", async () 
     1,
     0,
   ]);
+});
+
+Deno.test("/ip's JSON names the family; IPv4-mapped clients are IPv4; / stays two keys", async () => {
+  for (
+    const [peer, ip, family] of [
+      ["198.51.100.4", "198.51.100.4", "ipv4"],
+      ["2001:db8::7", "2001:db8::7", "ipv6"],
+      ["::ffff:198.51.100.4", "198.51.100.4", "ipv4"],
+    ]
+  ) {
+    const res = await app().request("/ip?format=json", {}, tcp(peer));
+    assert.deepEqual(await res.json(), { ip, family }, peer);
+    const behindNginx = await app().request("/ip?format=json", {
+      headers: { "x-real-ip": peer },
+    }, UNIX);
+    assert.deepEqual(await behindNginx.json(), { ip, family }, peer);
+    const root = await app().request("/", {}, tcp(peer));
+    assert.deepEqual(Object.keys(await root.json()), ["timestamp", "ip"]);
+  }
+});
+
+Deno.test("GET /time gives UTC, unix seconds and ms from one reading", async () => {
+  const before = Date.now();
+  const { res, body } = await get("/time");
+  const after = Date.now();
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  assert.equal(res.headers.get("cache-control"), "no-store");
+  const json = JSON.parse(body);
+  assert.deepEqual(Object.keys(json), ["utc", "unix", "unix_ms"]);
+  assert.match(json.utc, TIMESTAMP);
+  assert.equal(Date.parse(json.utc), json.unix_ms);
+  assert.equal(json.unix, Math.floor(json.unix_ms / 1000));
+  assert.ok(json.unix_ms >= before - 1 && json.unix_ms <= after + 1);
+});
+
+Deno.test("GET /time?tz= adds the zone's local time, offset and DST flag", async () => {
+  const { res, body } = await get("/time?tz=Asia/Kathmandu");
+  assert.equal(res.status, 200);
+  const json = JSON.parse(body);
+  assert.deepEqual(Object.keys(json), [
+    "utc",
+    "unix",
+    "unix_ms",
+    "tz",
+    "local",
+    "utc_offset",
+    "dst",
+  ]);
+  assert.equal(json.tz, "Asia/Kathmandu");
+  assert.equal(json.utc_offset, "+05:45");
+  assert.equal(json.dst, false);
+  assert.match(
+    json.local,
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+05:45$/,
+  );
+  assert.equal(Date.parse(json.local), json.unix_ms, "the same instant");
+});
+
+Deno.test("GET /time with an unknown zone or a bad t0 is a 400 that echoes nothing", async () => {
+  for (
+    const query of [
+      "tz=Mars%2FOlympus",
+      "tz=%3Cscript%3E",
+      "tz=",
+      "t0=abc",
+      "t0=Infinity",
+      "t0=1e400",
+      "t0=",
+    ]
+  ) {
+    const { res, body } = await get(`/time?${query}`);
+    assert.equal(res.status, 400, query);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const { error } = JSON.parse(body);
+    assert.match(error, /^(Unknown time zone|Invalid t0):/);
+    assert.doesNotMatch(error, /Mars|script|abc|Infinity|1e400/);
+  }
+});
+
+Deno.test("the /time exchange lets a client measure a known clock offset", async () => {
+  // The server's clock runs 5 s ahead of this one.
+  const skewed = createApp({
+    trustedProxies: [],
+    forwardedHeader: "x-forwarded-for",
+    logger: createLogger("error"),
+    version: VERSION,
+    clock: () => performance.timeOrigin + performance.now() + 5000,
+  });
+  const precise = () => performance.timeOrigin + performance.now();
+  const t0 = precise();
+  const res = await skewed.request(`/time?t0=${t0}`, {}, tcp("127.0.0.1"));
+  const json = await res.json();
+  const t3 = precise();
+  assert.equal(json.t0, t0, "t0 is echoed as a number");
+  assert.ok(json.t1 <= json.t2, "t1 is read before t2");
+  const offset = ((json.t1 - json.t0) + (json.t2 - t3)) / 2;
+  const delay = (t3 - json.t0) - (json.t2 - json.t1);
+  assert.ok(delay >= 0 && delay < 1000, `delay ${delay}`);
+  assert.ok(
+    Math.abs(offset - 5000) <= delay / 2 + 0.01,
+    `offset ${offset} ± ${delay / 2}`,
+  );
+  assert.ok(Math.abs(json.unix_ms - 5000 - Date.now()) < 1000, "one clock");
+});
+
+Deno.test("the page's policy connects to itself and exactly the family origins", async () => {
+  const withOrigins = createApp({
+    trustedProxies: [],
+    forwardedHeader: "x-forwarded-for",
+    logger: createLogger("error"),
+    version: VERSION,
+    origins: { ipv4: "https://v4.example.com", ipv6: "http://[::1]:8080" },
+  });
+  const res = await withOrigins.request("/", {
+    headers: { accept: "text/html" },
+  }, tcp("127.0.0.1"));
+  assert.match(
+    res.headers.get("content-security-policy")!,
+    /; connect-src 'self' https:\/\/v4\.example\.com http:\/\/\[::1\]:8080;/,
+  );
+  const html = await res.text();
+  assert.match(
+    html,
+    /<output id="ipv4" data-origin="https:\/\/v4\.example\.com">/,
+  );
+  assert.match(html, /<output id="ipv6" data-origin="http:\/\/\[::1\]:8080">/);
+  const { body } = await get("/", { accept: "text/html" });
+  assert.doesNotMatch(body, /id="families"/, "no section without origins");
 });

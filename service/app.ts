@@ -18,14 +18,22 @@ import {
 } from "./answer.ts";
 import { clientAddressReader } from "./client_address.ts";
 import { ALLOW, PREFLIGHT_HEADERS } from "./common_headers.ts";
-import type { AddressRange } from "./client_ip.ts";
-import type { ForwardedHeader } from "./config.ts";
+import { addressFamily, type AddressRange } from "./client_ip.ts";
+import type { FamilyOrigins, ForwardedHeader } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { negotiate } from "./negotiate.ts";
 import { openApiDocument } from "./openapi.ts";
-import { PAGE_CSP, renderPage } from "./page.ts";
+import { pageCsp, renderPage } from "./page.ts";
 import { STATIC_FILES } from "./static_files.ts";
-import { now } from "./timestamp.ts";
+import {
+  parseTimeQuery,
+  type PreciseClock,
+  preciseNow,
+  timeFields,
+  type TimeQuery,
+  TimeQueryError,
+} from "./time.ts";
+import { formatTimestamp, now } from "./timestamp.ts";
 
 /**
  * What callers use of the Hono app: its fetch handler and in-process
@@ -62,10 +70,21 @@ export interface AppOptions {
    * so the app skips its own checks (a middleware costs ~0.4 µs a request).
    */
   behindNginx?: boolean;
+  /** Hosts reached over one address family only, shown on the page. */
+  origins?: FamilyOrigins;
+  /** The clock `/time` reads (tests fake it). */
+  clock?: PreciseClock;
 }
 
 /** The API's paths besides the static files (GET, HEAD and OPTIONS each). */
-export const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
+export const ROUTES = [
+  "/",
+  "/ip",
+  "/timestamp",
+  "/time",
+  "/healthz",
+  "/openapi.json",
+];
 
 const VARY = { vary: "Accept" };
 const FORMATS = {
@@ -99,6 +118,9 @@ function formatOf(c: Context, offered: Format[]): Format {
 export function createApp(options: AppOptions): App {
   const clientIp = clientAddressReader(options);
   const openApi = JSON.stringify(openApiDocument(options.version));
+  const origins = options.origins ?? {};
+  const csp = pageCsp(origins);
+  const clock = options.clock ?? preciseNow;
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
   if (!options.behindNginx) app.use(rejectMalformed);
@@ -110,15 +132,20 @@ export function createApp(options: AppOptions): App {
     if (format === "json") {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
-    const page = renderPage({ ip, timestamp, version: options.version });
-    return html(c, page, { ...VARY, "content-security-policy": PAGE_CSP });
+    const page = renderPage({
+      ip,
+      timestamp,
+      version: options.version,
+      origins,
+    });
+    return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 
   app.get("/ip", (c) => {
     const format = formatOf(c, ["text", "json"]);
     const ip = clientIp(c);
     return format === "json"
-      ? json(c, JSON.stringify({ ip }), VARY)
+      ? json(c, JSON.stringify({ ip, family: addressFamily(ip) }), VARY)
       : text(c, ip, VARY);
   });
 
@@ -128,6 +155,14 @@ export function createApp(options: AppOptions): App {
     return format === "json"
       ? json(c, JSON.stringify({ timestamp, unix_ms: ms }), VARY)
       : text(c, timestamp, VARY);
+  });
+
+  app.get("/time", (c) => {
+    const t1 = clock();
+    const url = c.req.url;
+    const query = url.includes("?") ? timeQuery(new URL(url).searchParams) : {};
+    const utc = (ms: number) => formatTimestamp(new Date(ms));
+    return json(c, JSON.stringify(timeFields(query, t1, utc, clock)));
   });
 
   app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
@@ -146,6 +181,16 @@ export function createApp(options: AppOptions): App {
   app.notFound((c) => unmatched(c, paths));
   app.onError((err, c) => failed(err, c, options.logger));
   return app;
+}
+
+// The query's messages are fixed text, safe to send.
+function timeQuery(params: URLSearchParams): TimeQuery {
+  try {
+    return parseTimeQuery(params);
+  } catch (err) {
+    if (!(err instanceof TimeQueryError)) throw err;
+    throw new HTTPException(400, { message: err.message });
+  }
 }
 
 // Deno.serve gives the request target `*` of `OPTIONS *` as the path `/*`.

@@ -61,6 +61,11 @@ export function formatAddress(address: Address): string {
     : address.toString();
 }
 
+/** The family of an address as {@linkcode formatAddress} writes it. */
+export function addressFamily(formatted: string): "ipv4" | "ipv6" {
+  return formatted.includes(":") ? "ipv6" : "ipv4";
+}
+
 /** Normalizes an IP literal, or returns undefined when it is not one. */
 export function normalizeAddress(text: string): string | undefined {
   const address = parseAddress(text);

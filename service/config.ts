@@ -108,7 +108,9 @@ export interface ServiceConfig {
 
 /** `IPV4_ORIGIN` and `IPV6_ORIGIN`, each unset or an http(s) origin. */
 export interface FamilyOrigins {
+  /** A host with an A record only. */
   ipv4?: string;
+  /** A host with an AAAA record only. */
   ipv6?: string;
 }
 

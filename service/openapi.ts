@@ -139,7 +139,13 @@ function apiPaths(): Json {
     "/ip": api(
       "Address",
       "Plain text with a newline, or JSON when preferred.",
-      { "text/plain": line, "application/json": object({ ip }) },
+      {
+        "text/plain": line,
+        "application/json": object({
+          ip,
+          family: { type: "string", enum: ["ipv4", "ipv6"] },
+        }),
+      },
       [format(["text", "json"])],
     ),
     "/timestamp": api(
@@ -151,12 +157,68 @@ function apiPaths(): Json {
       },
       [format(["text", "json"])],
     ),
+    "/time": api(
+      "Time, a zone's local time, and an NTP-style exchange",
+      "`utc`, `unix` and `unix_ms` always; `tz` adds the zone's fields, " +
+        "`t0` the exchange's: a client computes offset = " +
+        "((t1 − t0) + (t2 − t3)) / 2 and delay = (t3 − t0) − (t2 − t1). " +
+        "An unknown `tz` or a `t0` that is not a finite number is a 400.",
+      { "application/json": { schema: timeSchema() } },
+      [
+        {
+          name: "tz",
+          in: "query",
+          required: false,
+          description: "An IANA time zone such as `Europe/Berlin`.",
+          schema: { type: "string" },
+        },
+        {
+          name: "t0",
+          in: "query",
+          required: false,
+          description:
+            "The client's send time in ms since the epoch (decimals allowed).",
+          schema: { type: "number" },
+        },
+      ],
+    ),
     "/healthz": api("Liveness", "Answers while the process serves.", {
       "application/json": object({ status: { const: "ok" } }),
     }),
     "/openapi.json": api("This document", "OpenAPI 3.1.", {
       "application/json": { schema: { type: "object" } },
     }),
+  };
+}
+
+// Milliseconds since the epoch with sub-millisecond precision.
+const preciseMs = { type: "number" };
+
+function timeSchema(): Json {
+  return {
+    type: "object",
+    required: ["utc", "unix", "unix_ms"],
+    additionalProperties: false,
+    properties: {
+      utc: { $ref: "#/components/schemas/Timestamp" },
+      unix: { type: "integer", description: "Whole seconds since the epoch." },
+      unix_ms: { type: "integer" },
+      tz: { type: "string", description: "The zone's canonical IANA name." },
+      local: {
+        type: "string",
+        description: "ISO 8601 in that zone, with its offset.",
+        examples: ["2025-12-12T13:34:56.789+01:00"],
+      },
+      utc_offset: { type: "string", pattern: "^[+-]\\d{2}:\\d{2}$" },
+      dst: { type: "boolean" },
+      t0: { ...preciseMs, description: "Echoed from the query." },
+      t1: { ...preciseMs, description: "When the request reached the server." },
+      t2: { ...preciseMs, description: "Just before the answer was written." },
+    },
+    dependentRequired: {
+      tz: ["local", "utc_offset", "dst"],
+      t0: ["t1", "t2"],
+    },
   };
 }
 
@@ -223,7 +285,7 @@ function components(): Json {
         },
       },
       BadRequest: error(
-        "A malformed request: an unknown `format`, a Host that is not a " +
+        "A malformed request: an unknown `format`, `tz` or a bad `t0`, a Host that is not a " +
           "host, a path with a bad `%` escape or `%00`; *stack*: a request " +
           "nginx cannot parse, a raw byte outside ASCII in the target, or a " +
           "worker not told the client's address.",

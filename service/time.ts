@@ -14,8 +14,9 @@ export type PreciseClock = () => number;
  * The process's clock as the exchange reads it: `performance.timeOrigin +
  * performance.now()`, finer than `Date.now()`.
  */
-export const preciseNow: PreciseClock = () =>
-  performance.timeOrigin + performance.now();
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 /** What a `/time` request asked for, validated. */
 export interface TimeQuery {
@@ -27,6 +28,7 @@ export interface TimeQuery {
 
 /** The fields a zone adds to the answer. */
 export interface ZoneFields {
+  /** The zone's canonical IANA name. */
   tz: string;
   /** ISO 8601 local time with the zone's offset, three fractional digits. */
   local: string;
@@ -38,6 +40,7 @@ export interface ZoneFields {
 
 /** A query that cannot be answered; its message never contains the input. */
 export class TimeQueryError extends Error {
+  /** Always `TimeQueryError`. */
   override name = "TimeQueryError";
 }
 
