@@ -6,6 +6,7 @@
  * @module
  */
 import { html } from "hono/html";
+import type { FamilyOrigins } from "./config.ts";
 
 /** What one page shows. */
 export interface PageData {
@@ -15,22 +16,54 @@ export interface PageData {
   timestamp: string;
   /** The service's version, which versions the script and style URLs. */
   version: string;
+  /** Hosts reached over one family only; the script asks each for `/ip`. */
+  origins?: FamilyOrigins;
 }
 
-/** The page's policy: its own script and style only, nothing inline. */
-export const PAGE_CSP: string = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join("; ");
+/**
+ * The page's policy: its own script and style only, nothing inline; it may
+ * connect to itself and to exactly the family origins that are set.
+ */
+export function pageCsp(origins: FamilyOrigins): string {
+  const connect = ["'self'", origins.ipv4, origins.ipv6].filter(Boolean);
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    `connect-src ${connect.join(" ")}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+// Filled in by the script, which asks each origin for `/ip?format=json`.
+function familiesSection({ ipv4, ipv6 }: FamilyOrigins) {
+  if (!ipv4 && !ipv6) return "";
+  const row = (label: string, id: string, origin?: string) =>
+    origin
+      ? html`
+        <dt>${label}</dt>
+        <dd><output id="${id}" data-origin="${origin}">…</output></dd>
+      `
+      : "";
+  return html`
+    <section id="families" hidden>
+      <h2>Your address over each family</h2>
+      <dl class="families">${row("IPv4", "ipv4", ipv4)}${row(
+        "IPv6",
+        "ipv6",
+        ipv6,
+      )}</dl>
+    </section>
+  `;
+}
 
 /** Renders the page for one request. */
-export function renderPage({ ip, timestamp, version }: PageData): string {
+export function renderPage(
+  { ip, timestamp, version, origins = {} }: PageData,
+): string {
   const v = encodeURIComponent(version);
   return String(html`
     <!doctype html>
@@ -48,15 +81,20 @@ export function renderPage({ ip, timestamp, version }: PageData): string {
         <main>
           <h1>Your IP address</h1>
           <p class="ip"><output id="ip">${ip}</output>
-    <button id="copy" type="button" hidden>Copy</button></p>
+    <button id="copy" type="button" hidden>Copy</button>
+    <span id="copied" class="visually-hidden" role="status"></span></p>
+          ${familiesSection(origins)}
           <h2>Server time (UTC)</h2>
           <p
             class="time"><time id="time" datetime="${timestamp}">${timestamp}</time></p>
-          <p id="offset" class="offset" hidden>Measuring your clock…</p>
+          <p id="offset" class="offset" role="status" hidden>
+            Measuring your clock…
+          </p>
           <nav>
             <a href="/?format=json">JSON</a>
             <a href="/ip">/ip</a>
             <a href="/timestamp">/timestamp</a>
+            <a href="/time">/time</a>
             <a href="/openapi.json">OpenAPI</a>
           </nav>
         </main>

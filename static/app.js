@@ -1,22 +1,31 @@
-// Live clock, clock-offset estimate and copy button for the page at `/`.
-// Served as a static file so the page's policy can forbid inline script.
+// The page at `/`: a live clock, the visitor's clock offset measured with
+// `/time?t0=`, the address over each family, and the copy button. A static
+// file, so that the page's policy can forbid inline script.
 "use strict";
 
-const SAMPLES = 5;
+const EXCHANGES = 8; // good exchanges wanted; the one with least delay wins
+const ATTEMPTS = 16; // bad answers included
+const GIVE_UP_MS = 5000; // for the whole measurement
+const REQUEST_MS = 2000; // for one request
+const RETRY_MS = 250; // after a bad answer (a 429 asks to slow down)
+
 const timeEl = document.getElementById("time");
 const offsetEl = document.getElementById("offset");
 const ipEl = document.getElementById("ip");
 const copyEl = document.getElementById("copy");
+const copiedEl = document.getElementById("copied");
 
-// Server time = local time - offset; start from the rendered timestamp.
-let offsetMs = Date.now() - Date.parse(timeEl.getAttribute("datetime"));
+// How far the visitor's clock is ahead of the server's; server time is
+// local time minus this. First guess: the time the page was rendered.
+let aheadMs = Date.now() - Date.parse(timeEl.getAttribute("datetime"));
+if (!Number.isFinite(aheadMs)) aheadMs = 0;
 
 function format(ms) {
   return new Date(ms).toISOString().slice(0, -1) + "+00:00";
 }
 
 function tick() {
-  const text = format(Date.now() - offsetMs);
+  const text = format(Date.now() - aheadMs);
   timeEl.textContent = text;
   timeEl.setAttribute("datetime", text);
 }
@@ -26,51 +35,131 @@ function describe(ms) {
   return abs >= 1000 ? `${(abs / 1000).toFixed(1)} s` : `${Math.round(abs)} ms`;
 }
 
-// One NTP-style sample: the server read its clock half a round trip ago.
-async function sample() {
-  const sent = Date.now();
-  const res = await fetch("/timestamp?format=json", { cache: "no-store" });
-  const { unix_ms: server } = await res.json();
-  const received = Date.now();
-  const rtt = received - sent;
-  return { offset: sent + rtt / 2 - server, rtt };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The parsed JSON of a 2xx answer, or undefined for anything else: an error
+// status, a body that is not JSON, no answer within `ms`.
+async function getJson(url, ms) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    const res = await fetch(url, {
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    return res.ok ? await res.json() : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
+// One NTP-style exchange: t0 and t3 are this clock's, t1 and t2 the
+// server's. Undefined when the answer is not a sane echo of this request.
+async function exchange(ms) {
+  const t0 = Date.now();
+  const body = await getJson(`/time?t0=${t0}`, ms);
+  const t3 = Date.now();
+  if (typeof body !== "object" || body === null || body.t0 !== t0) return;
+  const { t1, t2 } = body;
+  if (!Number.isFinite(t1) || !Number.isFinite(t2) || t2 < t1) return;
+  const offset = ((t1 - t0) + (t2 - t3)) / 2; // server minus visitor
+  const delay = (t3 - t0) - (t2 - t1);
+  // Whole-millisecond t0/t3 against sub-millisecond t1/t2: allow 1 ms.
+  if (!Number.isFinite(offset) || !(delay > -1)) return;
+  return { offset, delay: Math.max(delay, 0) };
+}
+
+function showOffset(best) {
+  aheadMs = -best.offset;
+  const error = Math.max(best.delay / 2, 1);
+  if (Math.abs(aheadMs) <= error) {
+    offsetEl.textContent = `Your clock is exact (±${describe(error)}).`;
+  } else {
+    offsetEl.textContent = `Your clock is ${describe(aheadMs)} ${
+      aheadMs > 0 ? "ahead" : "behind"
+    } (±${describe(error)}).`;
+  }
+  offsetEl.dataset.offsetMs = String(Math.round(aheadMs));
+  offsetEl.dataset.errorMs = String(Math.round(error));
+}
+
+let measuring = false;
+
 async function measure() {
+  if (measuring) return;
+  measuring = true;
   offsetEl.hidden = false;
-  try {
-    let best;
-    for (let i = 0; i < SAMPLES; i++) {
-      const s = await sample();
-      if (!best || s.rtt < best.rtt) best = s;
-    }
-    offsetMs = best.offset;
-    const error = Math.max(best.rtt / 2, 1);
-    if (Math.abs(best.offset) <= error) {
-      offsetEl.textContent = `Your clock is exact (±${describe(error)}).`;
+  offsetEl.textContent = "Measuring your clock…";
+  const deadline = performance.now() + GIVE_UP_MS;
+  let best;
+  let good = 0;
+  for (let i = 0; i < ATTEMPTS && good < EXCHANGES; i++) {
+    const left = deadline - performance.now();
+    if (left <= 0) break;
+    const sample = await exchange(Math.min(REQUEST_MS, left));
+    if (sample) {
+      good++;
+      if (!best || sample.delay < best.delay) best = sample;
     } else {
-      const side = best.offset > 0 ? "ahead" : "behind";
-      offsetEl.textContent = `Your clock is ${
-        describe(best.offset)
-      } ${side} (±${describe(error)}).`;
+      await sleep(RETRY_MS);
     }
-    offsetEl.dataset.offsetMs = String(Math.round(best.offset));
-  } catch {
-    offsetEl.textContent = "Could not measure your clock.";
+  }
+  measuring = false;
+  if (best) {
+    showOffset(best);
+  } else {
+    delete offsetEl.dataset.offsetMs;
+    offsetEl.textContent =
+      "Could not measure your clock: the server did not answer properly. The time shown assumes your clock is right.";
+  }
+}
+
+// Each origin reaches the service over one family only; a visitor without
+// that family gets no answer from it.
+function showFamilies() {
+  const section = document.getElementById("families");
+  if (!section) return;
+  section.hidden = false;
+  for (const [family, label] of [["ipv4", "IPv4"], ["ipv6", "IPv6"]]) {
+    const out = document.getElementById(family);
+    if (!out) continue;
+    getJson(`${out.dataset.origin}/ip?format=json`, REQUEST_MS * 2).then(
+      (body) => {
+        const ok = typeof body === "object" && body !== null &&
+          typeof body.ip === "string" && body.family === family;
+        out.textContent = ok
+          ? body.ip
+          : `Not available: your browser could not reach this service over ${label}.`;
+        out.dataset.state = ok ? "ok" : "unavailable";
+      },
+    );
   }
 }
 
 copyEl.hidden = false;
 copyEl.addEventListener("click", async () => {
+  let text = "Copied";
   try {
     await navigator.clipboard.writeText(ipEl.textContent);
-    copyEl.textContent = "Copied";
   } catch {
-    copyEl.textContent = "Copy failed";
+    text = "Copy failed";
   }
-  setTimeout(() => (copyEl.textContent = "Copy"), 1500);
+  // The button shows it; the live region has screen readers say it.
+  copyEl.textContent = text;
+  copiedEl.textContent = text;
+  setTimeout(() => {
+    copyEl.textContent = "Copy";
+    copiedEl.textContent = "";
+  }, 1500);
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") measure();
 });
 
 tick();
 setInterval(tick, 100);
 measure();
+showFamilies();
