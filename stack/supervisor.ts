@@ -145,6 +145,9 @@ class Supervisor {
         PORT: "",
         TRUSTED_PROXIES: "",
         FORWARDED_HEADER: "",
+        IPV4_ORIGIN: this.config.origins.ipv4 ?? "",
+        IPV6_ORIGIN: this.config.origins.ipv6 ?? "",
+        ...this.config.otel,
       },
       stdin: "null",
     }).spawn();
