@@ -207,6 +207,8 @@ function trustedEntries(env: EnvReader): string[] {
 
 // An origin goes into the page and its Content-Security-Policy: it must be
 // exactly what URL parsing makes of it (no path, query, user or stray bytes).
+// CSP cannot name an IPv6 literal (its host-source grammar has no brackets;
+// Chromium drops such a source and blocks the request): a name is needed.
 function origin(
   env: EnvReader,
   name: string,
@@ -220,16 +222,21 @@ function origin(
   } catch {
     // Reported below.
   }
-  const host = url?.hostname.replace(/^\[|\]$/g, "") ?? "";
-  const literal = ipaddr.isValid(host) ? ipaddr.parse(host).kind() : family;
+  const host = url?.hostname ?? "";
+  const literal = host.startsWith("[")
+    ? "ipv6"
+    : ipaddr.IPv4.isValidFourPartDecimal(host)
+    ? "ipv4"
+    : undefined;
   if (
     !url || !/^https?:$/.test(url.protocol) ||
-    raw.replace(/\/$/, "") !== url.origin || literal !== family
+    raw.replace(/\/$/, "") !== url.origin || literal === "ipv6" ||
+    (literal !== undefined && literal !== family)
   ) {
     throw new ConfigError(
       `Invalid ${name} ${
         JSON.stringify(raw)
-      }: expected an http(s) origin reached over ${family} only, such as https://${family}.example.com`,
+      }: expected an http(s) origin reached over ${family} only, such as https://${family}.example.com (a name, not an IPv6 literal, which a Content-Security-Policy cannot name)`,
     );
   }
   return url.origin;

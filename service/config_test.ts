@@ -88,12 +88,12 @@ Deno.test("good settings are read as given", () => {
 Deno.test("IPV4_ORIGIN and IPV6_ORIGIN must be plain http(s) origins of their family", () => {
   const good = {
     IPV4_ORIGIN: "https://ipv4.example.com",
-    IPV6_ORIGIN: "http://[::1]:8080/",
+    IPV6_ORIGIN: "http://ipv6.example.com:8080/",
   };
   for (const load of [loadServiceConfig, loadStackConfig]) {
     assert.deepEqual(load(env(good)).origins, {
       ipv4: "https://ipv4.example.com",
-      ipv6: "http://[::1]:8080",
+      ipv6: "http://ipv6.example.com:8080",
     });
     assert.deepEqual(load(env({})).origins, {
       ipv4: undefined,
@@ -109,6 +109,7 @@ Deno.test("IPV4_ORIGIN and IPV6_ORIGIN must be plain http(s) origins of their fa
       ["IPV4_ORIGIN", "https://ipv4.example.com?x"],
       ["IPV4_ORIGIN", "https://a.example.com 'unsafe-inline'"],
       ["IPV4_ORIGIN", "http://[::1]:8080"],
+      ["IPV6_ORIGIN", "http://[::1]:8080"],
       ["IPV6_ORIGIN", "http://127.0.0.1:8080"],
       ["IPV6_ORIGIN", "javascript:alert(1)"],
     ]

@@ -1,23 +1,32 @@
 // The page for people, in real headless Chromium against the real stack.
 import assert from "node:assert/strict";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import {
+  commandPath,
   needs,
   PROJECT_DIR,
   rawRequest,
   type Stack,
+  type StackEnv,
   withStack,
 } from "./test_util.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const ready = needs("nginx", "chromium", "curl");
+// Debian's package installs `chromium`; other systems name it otherwise.
+const CHROMIUM = Deno.env.get("CHROMIUM") ??
+  ["chromium", "chromium-browser", "google-chrome"].map(commandPath)
+    .find(Boolean);
+const ready = needs("nginx", "curl") &&
+  (CHROMIUM !== undefined || needs("chromium"));
 const ARTIFACTS = `${PROJECT_DIR}test-results`;
+const MEASURED = /ahead|behind|exact/;
+const GAVE_UP = /^Could not measure your clock/;
 
-function launch(): Promise<Browser> {
+function launch(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     // The flags this machine's closed network needs (no background calls).
     args: [
+      ...extraArgs,
       "--no-sandbox",
       "--disable-gpu",
       "--disable-quic",
@@ -32,9 +41,11 @@ function launch(): Promise<Browser> {
 /** A fresh stack and a browser, both closed afterwards. */
 function withBrowser(
   body: (stack: Stack, browser: Browser) => Promise<void>,
+  env: StackEnv = {},
+  browserArgs: string[] = [],
 ): Promise<void> {
-  return withStack({}, async (stack) => {
-    const browser = await launch();
+  return withStack(env, async (stack) => {
+    const browser = await launch(browserArgs);
     try {
       await body(stack, browser);
     } finally {
@@ -43,9 +54,47 @@ function withBrowser(
   });
 }
 
+/** Records script errors and policy violations of a page. */
+function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+  page.on("pageerror", (e) => problems.push(String(e)));
+  return problems;
+}
+
+/** Counts the page's requests to `/time`. */
+function countTimeRequests(page: Page): () => number {
+  let count = 0;
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname === "/time") count++;
+  });
+  return () => count;
+}
+
+/** Waits until `done` holds, for at most 10 s. */
+async function poll(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`Timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Asserts that the shown server time moves on when the clock does. */
+async function assertTicking(page: Page): Promise<void> {
+  const first = (await page.textContent("#time"))!;
+  await page.clock.runFor(1500);
+  const second = (await page.textContent("#time"))!;
+  assert.match(second, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$/);
+  assert.ok(
+    Date.parse(second) - Date.parse(first) >= 1000,
+    `${first} -> ${second}`,
+  );
+}
+
 Deno.test({
   name:
-    "the page shows the JSON's address, a ticking clock and the clock's error",
+    "the page shows the JSON's address, a ticking clock and the clock's offset measured with /time",
   ignore: !ready,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -58,51 +107,51 @@ Deno.test({
       });
       await context.grantPermissions(["clipboard-read", "clipboard-write"]);
       const page = await context.newPage();
-      const problems: string[] = [];
-      page.on(
-        "console",
-        (m) => m.type() === "error" && problems.push(m.text()),
-      );
-      page.on("pageerror", (e) => problems.push(String(e)));
+      const problems = watchProblems(page);
+      const exchanges = countTimeRequests(page);
       // The visitor's clock runs 90 s ahead of the server's.
       await page.clock.install({ time: Date.now() + 90_000 });
       const res = await page.goto(`${stack.url}/`);
       assert.equal(res?.headers()["content-type"], "text/html; charset=utf-8");
       assert.match(
         res?.headers()["content-security-policy"] ?? "",
-        /script-src 'self'/,
+        /script-src 'self'.*; connect-src 'self';/,
       );
       assert.equal(await page.textContent("#ip"), json.ip);
 
       const offset = page.locator("#offset");
-      await offset.filter({ hasText: /ahead|behind|exact/ }).waitFor({
-        timeout: 10_000,
-      });
-      const text = await offset.textContent();
+      assert.equal(await offset.getAttribute("role"), "status");
+      await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 10_000 });
       assert.match(
-        text!,
+        (await offset.textContent())!,
         /^Your clock is (89|90|91)\.\d s ahead \(±\d+ ms\)\.$/,
       );
       const ms = Number(await offset.getAttribute("data-offset-ms"));
       assert.ok(Math.abs(ms - 90_000) < 1000, `measured offset ${ms}`);
+      assert.equal(exchanges(), 8, "eight exchanges with the server");
 
       // The shown time is the server's (the faked 90 s taken off) and ticks.
-      const first = await page.textContent("#time");
-      const shown = Date.parse(first!);
-      assert.ok(Math.abs(shown - Date.now()) < 2000, `shown ${first}`);
-      await page.clock.runFor(1500);
-      const second = await page.textContent("#time");
-      assert.match(
-        second!,
-        /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$/,
-      );
-      assert.ok(Date.parse(second!) - shown >= 1000, `${first} -> ${second}`);
+      const shown = Date.parse((await page.textContent("#time"))!);
+      assert.ok(Math.abs(shown - Date.now()) < 2000, `shown ${shown}`);
+      await assertTicking(page);
+
+      // Coming back to the tab measures again.
+      await page.evaluate(`
+        Object.defineProperty(document, "visibilityState", { value: "visible" });
+        document.dispatchEvent(new Event("visibilitychange"));
+      `);
+      await poll(() => exchanges() === 16, "eight more exchanges");
+      await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 10_000 });
+      assert.equal(exchanges(), 16, "eight more when the tab is visible");
 
       await page.click("#copy");
       assert.equal(
         await page.evaluate("navigator.clipboard.readText()"),
         json.ip,
       );
+      // Screen readers hear it: a live region says it.
+      assert.equal(await page.getAttribute("#copied", "role"), "status");
+      assert.equal(await page.textContent("#copied"), "Copied");
       assert.deepEqual(problems, [], "no script or policy errors");
 
       await Deno.mkdir(ARTIFACTS, { recursive: true });
@@ -112,10 +161,158 @@ Deno.test({
         colorScheme: "light",
       });
       await wide.goto(`${stack.url}/`);
-      await wide.locator("#offset").filter({ hasText: /ahead|behind|exact/ })
-        .waitFor();
+      await wide.locator("#offset").filter({ hasText: MEASURED }).waitFor();
       await wide.screenshot({ path: `${ARTIFACTS}/page.png` });
     });
+  },
+});
+
+// What a failing /time answers: each is discarded, never shown.
+const FAILURES: [string, (url: URL) => { status?: number; body?: string }][] = [
+  ["429", () => ({ status: 429, body: '{"error":"Too many requests"}' })],
+  ["503", () => ({ status: 503, body: '{"error":"Service unavailable"}' })],
+  ["garbage", () => ({ body: "<html>not json" })],
+  ["non-finite", (url) => ({
+    // Valid JSON whose numbers parse to Infinity.
+    body: `{"t0":${url.searchParams.get("t0")},"t1":1e999,"t2":1e999}`,
+  })],
+];
+
+Deno.test({
+  name:
+    "the page discards bad /time answers (429, 503, garbage, non-finite, none), gives up with a line and keeps ticking",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withBrowser(async (stack, browser) => {
+      const cases = [
+        ...FAILURES.map(([name, answer]) => ({ name, answer })),
+        { name: "no answer", answer: undefined },
+      ];
+      await Promise.all(cases.map(async ({ name, answer }) => {
+        const page = await browser.newPage();
+        const problems = watchProblems(page);
+        await page.route("**/time?*", (route) => {
+          if (answer === undefined) return; // never answered
+          const { status = 200, body } = answer(new URL(route.request().url()));
+          return route.fulfill({
+            status,
+            contentType: "application/json",
+            body,
+          });
+        });
+        await page.clock.install({ time: Date.now() + 90_000 });
+        const started = Date.now();
+        await page.goto(`${stack.url}/`);
+        const offset = page.locator("#offset");
+        await offset.filter({ hasText: GAVE_UP }).waitFor({ timeout: 15_000 });
+        const took = Date.now() - started;
+        assert.ok(took < 9000, `${name}: gave up after ${took} ms`);
+        assert.equal(await offset.getAttribute("data-offset-ms"), null, name);
+        assert.doesNotMatch(
+          await page.textContent("main") ?? "",
+          /NaN|Invalid|Infinity/,
+          name,
+        );
+        // The clock still ticks, from the time the page was rendered.
+        await assertTicking(page);
+        const shown = Date.parse((await page.textContent("#time"))!);
+        assert.ok(Math.abs(shown - Date.now()) < 5000, `${name}: ${shown}`);
+        // Failed requests are logged by Chromium itself; nothing else.
+        assert.deepEqual(
+          problems.filter((p) => !/Failed to load resource/.test(p)),
+          [],
+          name,
+        );
+        await page.close();
+      }));
+    });
+  },
+});
+
+Deno.test({
+  name: "bad /time answers among good ones are skipped and the offset is right",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withBrowser(async (stack, browser) => {
+      const page = await browser.newPage();
+      let calls = 0;
+      // Every other answer fails, in each of the ways.
+      await page.route("**/time?*", (route) => {
+        const failure = calls % 2 === 0
+          ? FAILURES[(calls / 2) % FAILURES.length][1]
+          : undefined;
+        calls++;
+        if (!failure) return route.continue();
+        const { status = 200, body } = failure(new URL(route.request().url()));
+        return route.fulfill({ status, contentType: "application/json", body });
+      });
+      await page.clock.install({ time: Date.now() - 30_000 });
+      await page.goto(`${stack.url}/`);
+      const offset = page.locator("#offset");
+      await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 15_000 });
+      assert.match(
+        (await offset.textContent())!,
+        /^Your clock is (29|30|31)\.\d s behind \(±\d+ ms\)\.$/,
+      );
+      const ms = Number(await offset.getAttribute("data-offset-ms"));
+      assert.ok(Math.abs(ms + 30_000) < 1000, `measured offset ${ms}`);
+      assert.equal(calls, 16, "eight good exchanges, eight discarded");
+    });
+  },
+});
+
+// A Content-Security-Policy cannot name an IPv6 literal, so IPV6_ORIGIN is
+// a name (config.ts); Chromium resolves this one to ::1 only, as DNS with
+// just an AAAA record would.
+const IPV6_NAME = "ipv6.ip-timestamp.test";
+
+Deno.test({
+  name:
+    "with IPV4_ORIGIN and IPV6_ORIGIN the page shows the address over each family",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    let v4 = "", v6 = "";
+    await withBrowser(async (stack, browser) => {
+      const res = await fetch(`${stack.url}/`, {
+        headers: { accept: "text/html" },
+      });
+      await res.body?.cancel();
+      assert.match(
+        res.headers.get("content-security-policy")!,
+        new RegExp(
+          `; connect-src 'self' ${RegExp.escape(v4)} ${RegExp.escape(v6)};`,
+        ),
+      );
+      const page = await browser.newPage();
+      const problems = watchProblems(page);
+      await page.goto(`${v4}/`);
+      await page.locator("#ipv6[data-state]").waitFor({ timeout: 10_000 });
+      await page.locator("#ipv4[data-state]").waitFor({ timeout: 10_000 });
+      assert.deepEqual(problems, []);
+      assert.equal(await page.textContent("#ipv4"), "127.0.0.1");
+      assert.equal(await page.textContent("#ipv6"), "::1");
+
+      // A visitor who cannot reach the IPv6-only host is told so.
+      const without = await browser.newPage();
+      await without.route(`${v6}/**`, (route) => route.abort());
+      await without.goto(`${v4}/`);
+      await without.locator("#ipv6[data-state]").waitFor({ timeout: 10_000 });
+      assert.equal(await without.textContent("#ipv4"), "127.0.0.1");
+      assert.match(
+        (await without.textContent("#ipv6"))!,
+        /^Not available: your browser could not reach this service over IPv6\.$/,
+      );
+    }, (port) => {
+      v4 = `http://127.0.0.1:${port}`;
+      v6 = `http://${IPV6_NAME}:${port}`;
+      return { IPV4_ORIGIN: v4, IPV6_ORIGIN: v6 };
+    }, [`--host-resolver-rules=MAP ${IPV6_NAME} [::1]`]);
   },
 });
 
@@ -140,6 +337,7 @@ Deno.test({
         "/?format=json",
         "/ip",
         "/timestamp",
+        "/time",
         "/openapi.json",
       ]);
     });

@@ -9,8 +9,8 @@ import { STATIC_FILES } from "../service/static_files.ts";
 // The bench starts servers the same way, and owns these two.
 export { freePort, PROJECT_DIR };
 
-/** Whether a command can be run. */
-export function hasCommand(name: string): boolean {
+/** Where a command is on PATH (or in /usr/sbin, /sbin), if anywhere. */
+export function commandPath(name: string): string | undefined {
   for (
     const dir of (Deno.env.get("PATH") ?? "").split(":").concat([
       "/usr/sbin",
@@ -18,13 +18,17 @@ export function hasCommand(name: string): boolean {
     ])
   ) {
     try {
-      Deno.statSync(`${dir}/${name}`);
-      return true;
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
     } catch {
       // Not here.
     }
   }
-  return false;
+  return undefined;
+}
+
+/** Whether a command can be run. */
+export function hasCommand(name: string): boolean {
+  return commandPath(name) !== undefined;
 }
 
 /**
@@ -192,9 +196,14 @@ export interface Stack extends Running {
   cleanup(): Promise<void>;
 }
 
+/** Extra settings for a stack, or a function of its port that makes them. */
+export type StackEnv =
+  | Record<string, string>
+  | ((port: number) => Record<string, string>);
+
 /** Starts `deno task stack` and waits for its ready line. */
 export async function startStack(
-  env: Record<string, string> = {},
+  env: StackEnv = {},
 ): Promise<Stack> {
   const port = freePort();
   const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
@@ -203,7 +212,7 @@ export async function startStack(
     RUNTIME_DIR: runtimeDir,
     WORKERS: "2",
     RATE_LIMIT: "0",
-    ...env,
+    ...(typeof env === "function" ? env(port) : env),
   });
   await running.waitFor(/"msg":"ready"/);
   return {
@@ -227,7 +236,7 @@ export async function startStack(
 
 /** Runs `body` against a fresh stack, then stops it and removes its files. */
 export async function withStack(
-  env: Record<string, string>,
+  env: StackEnv,
   body: (stack: Stack) => Promise<void>,
 ): Promise<void> {
   const stack = await startStack(env);
