@@ -82,6 +82,21 @@ Deno.bench(
   () => answer(app, "/ip?format=bad", { headers: realIp }, info),
 );
 
+// What /time costs against / (no X-Real-IP needed: it reads no address).
+for (
+  const path of [
+    "/time",
+    "/time?t0=1765542896789.125",
+    "/time?tz=Europe/Berlin&t0=1765542896789.125",
+  ]
+) {
+  Deno.bench(
+    `GET ${path}`,
+    { group: "answers" },
+    () => answer(app, path, {}, info),
+  );
+}
+
 Deno.bench(
   "GET / on TCP (common headers, Host check)",
   { group: "answers" },
