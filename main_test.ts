@@ -406,7 +406,7 @@ Deno.test("static files are served with their types and long caching", async () 
     res.headers.get("cache-control"),
     "public, max-age=31536000, immutable",
   );
-  assert.match(body, /fetch\("\/timestamp\?format=json"/);
+  assert.match(body, /`\/time\?t0=\$\{t0\}`/);
   const icon = await app().request("/favicon.ico", {}, tcp("203.0.113.7"));
   assert.equal(icon.headers.get("content-type"), "image/x-icon");
   assert.deepEqual([...new Uint8Array(await icon.arrayBuffer()).slice(0, 4)], [

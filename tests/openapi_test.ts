@@ -42,7 +42,14 @@ const req = (method: string, target: string, lines: string[] = []) =>
   `${method} ${target} HTTP/1.1\r\n${h(lines)}`;
 const both = (status: number) => ({ service: status, stack: status });
 
-const ROUTES = ["/", "/ip", "/timestamp", "/healthz", "/openapi.json"];
+const ROUTES = [
+  "/",
+  "/ip",
+  "/timestamp",
+  "/time",
+  "/healthz",
+  "/openapi.json",
+];
 const STATIC = [...STATIC_FILES.keys()];
 
 const CASES: Case[] = [
@@ -61,6 +68,12 @@ const CASES: Case[] = [
   { request: req("GET", "/?format=html"), ...both(200), type: "text/html" },
   { request: req("GET", "/ip?format=json"), ...both(200) },
   { request: req("GET", "/timestamp?format=json"), ...both(200) },
+  {
+    request: req("GET", "/time?tz=Asia/Kathmandu&t0=1765542896789.5"),
+    ...both(200),
+  },
+  { request: req("GET", "/time?tz=Mars%2FOlympus"), ...both(400) },
+  { request: req("GET", "/time?t0=Infinity"), ...both(400) },
   { request: req("GET", "/ip", ["Accept: application/json"]), ...both(200) },
   // Accept's q=0 means "not this" (RFC 9110 §12.5.1).
   {
