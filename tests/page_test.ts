@@ -297,6 +297,9 @@ Deno.test({
       assert.deepEqual(problems, []);
       assert.equal(await page.textContent("#ipv4"), "127.0.0.1");
       assert.equal(await page.textContent("#ipv6"), "::1");
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+      await page.setViewportSize({ width: 1000, height: 520 });
+      await page.screenshot({ path: `${ARTIFACTS}/page-families.png` });
 
       // A visitor who cannot reach the IPv6-only host is told so.
       const without = await browser.newPage();
