@@ -11,12 +11,44 @@
 export type PreciseClock = () => number;
 
 /**
- * The process's clock as the exchange reads it: `performance.timeOrigin +
- * performance.now()`, finer than `Date.now()`.
+ * A wall clock with sub-millisecond precision: the monotonic clock
+ * (`performance.now()`) from an anchor, kept in step with the wall clock
+ * (`Date.now()`). The monotonic clock alone does not follow the wall clock
+ * when NTP steps or slews it after the process started, and a time service
+ * must; `Date.now()` alone has whole milliseconds.
  */
-export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
+export function anchoredClock(
+  wall: () => number,
+  monotonic: () => number,
+  anchor: number = wall() - monotonic(),
+): PreciseClock {
+  return () => {
+    const ms = wall();
+    let t = anchor + monotonic();
+    // `ms` is the true time rounded down, so t belongs in [ms, ms + 1):
+    // move the anchor by the least that puts it there, which keeps the
+    // precision and converges on the true offset.
+    if (t < ms) {
+      anchor += ms - t;
+      t = ms;
+    } else if (t >= ms + 1) {
+      const over = t - (ms + 1) + 0.001;
+      anchor -= over;
+      t -= over;
+    }
+    return t;
+  };
 }
+
+/**
+ * The process's clock as `/time` reads it: `performance.timeOrigin +
+ * performance.now()`, kept in step with `Date.now()` ({@linkcode anchoredClock}).
+ */
+export const preciseNow: PreciseClock = anchoredClock(
+  Date.now,
+  () => performance.now(),
+  performance.timeOrigin,
+);
 
 /** What a `/time` request asked for, validated. */
 export interface TimeQuery {

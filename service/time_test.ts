@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  anchoredClock,
   canonicalZone,
   parseTimeQuery,
   timeFields,
@@ -174,4 +175,37 @@ Deno.test("without t0 the answer has no exchange fields; tz adds the zone's", ()
     utc_offset: "+05:45",
     dst: false,
   });
+});
+
+Deno.test("the precise clock follows the wall clock when it is stepped, keeping sub-ms precision", () => {
+  // True time in ms; the wall clock shows it rounded down and may be
+  // stepped, the monotonic one runs on from the process's start.
+  let now = 1_000_000.25;
+  let step = 0;
+  const clock = anchoredClock(
+    () => Math.floor(now + step),
+    () => now - 1_000_000,
+    1_000_000,
+  );
+  assert.equal(clock(), 1_000_000.25, "in step: the monotonic reading");
+  now += 10.5;
+  assert.equal(clock(), 1_000_010.75);
+  // NTP steps the wall clock 5 s ahead.
+  step = 5000;
+  now += 0.1;
+  const stepped = clock();
+  assert.ok(
+    stepped >= 1_005_010 && stepped < 1_005_011,
+    `follows the step: ${stepped}`,
+  );
+  // And back to 2 s behind the true time.
+  step = -2000;
+  now += 0.1;
+  const back = clock();
+  assert.ok(back >= 998_010 && back < 998_011, `follows back: ${back}`);
+  // In step again, readings keep their sub-millisecond part.
+  now += 3.3;
+  const later = clock();
+  assert.ok(later - back > 3.2 && later - back < 3.4, `${back} -> ${later}`);
+  assert.notEqual(later % 1, 0);
 });
