@@ -86,6 +86,7 @@ function showOffset(best) {
 }
 
 let measuring = false;
+let measured = false;
 
 async function measure() {
   if (measuring) return;
@@ -109,10 +110,13 @@ async function measure() {
   measuring = false;
   if (best) {
     showOffset(best);
-  } else {
-    delete offsetEl.dataset.offsetMs;
+    measured = true;
+  } else if (measured) {
     offsetEl.textContent =
-      "Could not measure your clock: the server did not answer properly. The time shown assumes your clock is right.";
+      "Could not measure your clock again: the server did not answer properly. The time shown uses the last measurement.";
+  } else {
+    offsetEl.textContent =
+      "Could not measure your clock: the server did not answer properly. The time shown counts from when the page was made.";
   }
 }
 

@@ -71,6 +71,14 @@ function countTimeRequests(page: Page): () => number {
   return () => count;
 }
 
+/** Tells the page its tab became visible. */
+async function showTab(page: Page): Promise<void> {
+  await page.evaluate(`
+    Object.defineProperty(document, "visibilityState", { value: "visible" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  `);
+}
+
 /** Waits until `done` holds, for at most 10 s. */
 async function poll(done: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -136,10 +144,7 @@ Deno.test({
       await assertTicking(page);
 
       // Coming back to the tab measures again.
-      await page.evaluate(`
-        Object.defineProperty(document, "visibilityState", { value: "visible" });
-        document.dispatchEvent(new Event("visibilitychange"));
-      `);
+      await showTab(page);
       await poll(() => exchanges() === 16, "eight more exchanges");
       await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 10_000 });
       assert.equal(exchanges(), 16, "eight more when the tab is visible");
@@ -261,6 +266,16 @@ Deno.test({
       const ms = Number(await offset.getAttribute("data-offset-ms"));
       assert.ok(Math.abs(ms + 30_000) < 1000, `measured offset ${ms}`);
       assert.equal(calls, 16, "eight good exchanges, eight discarded");
+
+      // Measured again when the tab is shown, and the server now fails:
+      // the last measurement stays in use, and the page says so.
+      await page.route("**/time?*", (route) => route.fulfill({ status: 503 }));
+      await showTab(page);
+      await offset.filter({ hasText: /^Could not measure your clock again/ })
+        .waitFor({ timeout: 15_000 });
+      assert.equal(await offset.getAttribute("data-offset-ms"), String(ms));
+      const shown = Date.parse((await page.textContent("#time"))!);
+      assert.ok(Math.abs(shown - Date.now()) < 2000, `shown ${shown}`);
     });
   },
 });
