@@ -80,6 +80,11 @@ Deno.test("bad settings stop the start with one line and exit code 2", async () 
       [{ TRUSTED_PROXIES: "10.0.0.0/8,bogus" }, "TRUSTED_PROXIES"],
       [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
       [{ HOST: "not-an-ip" }, "HOST"],
+      [{ IPV6_ORIGIN: "http://[::1]:8000" }, "IPV6_ORIGIN"],
+      [
+        { OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" },
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+      ],
     ] as [Record<string, string>, string][]
   ) {
     const proc = denoTask("start", env);

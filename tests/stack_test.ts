@@ -526,6 +526,8 @@ Deno.test({
         [{ WORKERS: "0" }, /Invalid WORKERS/],
         [{ TRUSTED_PROXIES: "10.0.0.0/99" }, /Invalid TRUSTED_PROXIES/],
         [{ RATE_LIMIT: "-1" }, /Invalid RATE_LIMIT/],
+        [{ IPV4_ORIGIN: "https://v4.example.com/x" }, /Invalid IPV4_ORIGIN/],
+        [{ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, /Invalid OTEL_EXPORTER_OTLP/],
       ] as [Record<string, string>, RegExp][]
     ) {
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
