@@ -8,6 +8,7 @@ const ATTEMPTS = 16; // bad answers included
 const GIVE_UP_MS = 5000; // for the whole measurement
 const REQUEST_MS = 2000; // for one request
 const RETRY_MS = 250; // after a bad answer (a 429 asks to slow down)
+const MAX_OFFSET_MS = 1e12; // 31 years: beyond it an answer is nonsense
 
 const timeEl = document.getElementById("time");
 const offsetEl = document.getElementById("offset");
@@ -67,7 +68,7 @@ async function exchange(ms) {
   const offset = ((t1 - t0) + (t2 - t3)) / 2; // server minus visitor
   const delay = (t3 - t0) - (t2 - t1);
   // Whole-millisecond t0/t3 against sub-millisecond t1/t2: allow 1 ms.
-  if (!Number.isFinite(offset) || !(delay > -1)) return;
+  if (!(Math.abs(offset) < MAX_OFFSET_MS) || !(delay > -1)) return;
   return { offset, delay: Math.max(delay, 0) };
 }
 

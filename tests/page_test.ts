@@ -181,11 +181,15 @@ const FAILURES: [string, (url: URL) => { status?: number; body?: string }][] = [
     // Valid JSON whose numbers parse to Infinity.
     body: `{"t0":${url.searchParams.get("t0")},"t1":1e999,"t2":1e999}`,
   })],
+  ["absurd", (url) => ({
+    // Finite, but no clock is 10^300 ms off (and Date cannot show it).
+    body: `{"t0":${url.searchParams.get("t0")},"t1":1e300,"t2":1e300}`,
+  })],
 ];
 
 Deno.test({
   name:
-    "the page discards bad /time answers (429, 503, garbage, non-finite, none), gives up with a line and keeps ticking",
+    "the page discards bad /time answers (429, 503, garbage, non-finite, absurd, none), gives up with a line and keeps ticking",
   ignore: !ready,
   sanitizeResources: false,
   sanitizeOps: false,
