@@ -1,33 +1,31 @@
 # syntax=docker/dockerfile:1
 # ip-timestamp: nginx on :8080 in front of Deno workers on Unix sockets,
-# started by the stack supervisor (stack.ts) under tini.
+# started by the stack supervisor under the base image's tini.
+# Build: docker build -t ip-timestamp .   (podman: add --format docker, or the
+# HEALTHCHECK is dropped). docs/container.md has the details.
 
 # Keep in step with the Deno version in .github/workflows/ci.yml (a test checks).
 ARG DENO_VERSION=2.9.6
 
 FROM denoland/deno:debian-${DENO_VERSION} AS build
-WORKDIR /app
-ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1
-# Dependency layer: only the packages the service imports, at the versions
-# deno.json pins; it is rebuilt only when deno.json or deno.lock change.
+WORKDIR /src
+ENV DENO_NO_UPDATE_CHECK=1
+# Dependency layer, rebuilt only when deno.json or deno.lock change. Deno
+# fetches every package the lock pins, test-only ones too: they stay in this
+# stage, as nothing but the bundles below leaves it.
 COPY deno.json deno.lock ./
-RUN printf 'import "hono";\nimport "hono/html";\nimport "hono/http-exception";\nimport "hono/utils/accept";\nimport "ipaddr.js";\n' > deps.ts \
-  && deno cache --frozen deps.ts \
-  && rm deps.ts
+RUN deno install --frozen
 COPY *.ts ./
 COPY service/ service/
 COPY stack/ stack/
 COPY nginx/ nginx/
 COPY static/ static/
-# Nothing may be missing from the layer above (--cached-only), and loading
-# each program once (a bad PORT makes it stop with exit 2) leaves its
-# transpiled modules in the cache, so nothing is fetched or compiled at start.
-# One bundle of main.ts caches the esbuild that the stack bundles the
-# workers with at start.
-RUN deno cache --frozen --cached-only main.ts stack.ts stack/permissions.ts \
-  && { PORT=invalid deno run --cached-only --allow-env main.ts; test $? -eq 2; } \
-  && { PORT=invalid deno run --cached-only --allow-env stack.ts; test $? -eq 2; } \
-  && deno bundle --frozen --quiet --output /dev/null main.ts
+# Each program in one file, its npm packages, nginx template and static files
+# inside: the final stage needs no npm cache, and nothing is fetched, bundled
+# or transpiled at start.
+RUN deno bundle --frozen --quiet --output /app/worker.js main.ts \
+  && deno bundle --frozen --quiet --output /app/stack.js stack.ts \
+  && deno bundle --frozen --quiet --output /app/flags.js stack/permissions.ts
 
 FROM denoland/deno:debian-${DENO_VERSION}
 ARG VERSION=dev
@@ -36,18 +34,21 @@ LABEL org.opencontainers.image.title="ip-timestamp" \
   org.opencontainers.image.source="https://github.com/ip-timestamp/ip-timestamp" \
   org.opencontainers.image.licenses="MIT" \
   org.opencontainers.image.version="${VERSION}"
-# nginx in front, tini as PID 1, procps for `kill` of nginx's process group.
+# nginx in front; procps for the `kill` that stops nginx's process group.
+# The base image brings /tini.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends nginx-light tini procps \
-  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* \
+  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light procps \
+  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/cache/debconf/*-old \
+    /etc/nginx/sites-enabled/* \
   && groupadd --system --gid 10001 ip-timestamp \
   && useradd --system --uid 10001 --gid ip-timestamp --no-create-home \
     --home-dir /nonexistent --shell /usr/sbin/nologin ip-timestamp
 WORKDIR /app
-ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1 \
-  PORT=8080 RUNTIME_DIR=/tmp/ip-timestamp
-COPY --from=build /deno-dir /deno-dir
-COPY --from=build /app /app
+# WORKER_BUNDLE: the workers run the bundle built above instead of bundling
+# main.ts at start.
+ENV DENO_NO_UPDATE_CHECK=1 PORT=8080 RUNTIME_DIR=/tmp/ip-timestamp \
+  WORKER_BUNDLE=/app/worker.js
+COPY --from=build /app/ /app/
 EXPOSE 8080
 # Through nginx to a worker, like a client.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
@@ -55,5 +56,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
 # The supervisor drains nginx, then the workers, on SIGTERM.
 STOPSIGNAL SIGTERM
 USER ip-timestamp:ip-timestamp
-ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["deno", "task", "--quiet", "stack"]
+ENTRYPOINT ["/tini", "--"]
+# `deno task stack`, with the bundles: the supervisor's permission flags
+# follow the settings (exact socket paths), so flags.js prints them first.
+CMD ["/bin/sh", "-c", "exec deno run $(deno run --quiet --allow-env flags.js stack) stack.js"]

@@ -64,6 +64,7 @@ export const STACK_ENV = [
   "WORKERS",
   "NGINX_WORKERS",
   "RUNTIME_DIR",
+  "WORKER_BUNDLE",
   "RATE_LIMIT",
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
@@ -124,6 +125,11 @@ export interface StackConfig {
   nginxWorkers: number;
   /** Where the stack writes its sockets, config and files (RUNTIME_DIR). */
   runtimeDir: string;
+  /**
+   * A prebuilt bundle of main.ts for the workers (the container ships one);
+   * unset, the supervisor bundles main.ts into the runtime dir at start.
+   */
+  workerBundle?: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
   /** The raw entries, already validated, rendered into nginx. */
@@ -336,6 +342,7 @@ export function loadStackConfig(
       64,
     ),
     runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? DEFAULTS.runtimeDir,
+    workerBundle: absolutePath(env, "WORKER_BUNDLE"),
     rateLimit: integer(env, "RATE_LIMIT", DEFAULTS.rateLimit, 0, 1_000_000),
     trustedProxies: trustedEntries(env),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),

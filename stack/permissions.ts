@@ -54,7 +54,10 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
     // allow-run" first; the supervisor says it better (and how to fix it).
     "--quiet",
     `--allow-env=${STACK_ENV.join(",")}`,
-    `--allow-read=${dir},/etc/group`,
+    `--allow-read=${
+      [dir, "/etc/group", ...(config.workerBundle ? [config.workerBundle] : [])]
+        .join(",")
+    }`,
     `--allow-write=${dir}`,
     // Exact paths: a directory does not scope unix connects. [::]:0 is
     // the probe for IPv6 support.

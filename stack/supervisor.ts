@@ -4,8 +4,8 @@
  * container's command, so what the tests prove is what ships.
  *
  * Start: validate settings, render and check the nginx config, bundle
- * main.ts for the workers, start them, wait until each socket answers, start
- * nginx, print one "ready" line. A worker that dies is restarted with
+ * main.ts for the workers (unless the image ships the bundle), start them,
+ * wait until each socket answers, start nginx, print one "ready" line. A worker that dies is restarted with
  * backoff; if nginx dies the stack exits 1. SIGTERM/SIGINT: nginx drains
  * (SIGQUIT), then the workers.
  *
@@ -29,6 +29,50 @@ const PROJECT_DIR = new URL("..", import.meta.url).pathname;
 /** `deno bundle` arguments that write main.ts, in one file, to `output`. */
 export function bundleArgs(output: string): string[] {
   return ["bundle", "--frozen", "--quiet", "--output", output, MAIN];
+}
+
+/** The workers' program: the shipped bundle, or main.ts bundled at start. */
+function workerProgram(config: StackConfig): string {
+  return config.workerBundle ?? runtimeLayout(config.runtimeDir).workerScript;
+}
+
+// Workers run main.ts bundled into one file: loading ipaddr.js, a CommonJS
+// package, through Deno's npm support costs each worker ~7 MiB. The image
+// ships that bundle (WORKER_BUNDLE), built once with the image; otherwise
+// main.ts is bundled into the runtime dir now. Exits 2 if the shipped
+// bundle is not a readable file, 1 if bundling fails.
+async function prepareWorkerProgram(
+  config: StackConfig,
+  logger: Logger,
+): Promise<void> {
+  if (config.workerBundle) {
+    try {
+      if ((await Deno.stat(config.workerBundle)).isFile) return;
+    } catch {
+      // Reported below, the same way as a directory.
+    }
+    logger.error(
+      `Invalid WORKER_BUNDLE ${
+        JSON.stringify(config.workerBundle)
+      }: not a readable file`,
+    );
+    Deno.exit(2);
+  }
+  const bundle = await new Deno.Command(Deno.execPath(), {
+    args: bundleArgs(workerProgram(config)),
+    cwd: PROJECT_DIR,
+    // Plain text for the log line if it fails.
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!bundle.success) {
+    logger.error("could not bundle main.ts for the workers", {
+      output: new TextDecoder().decode(bundle.stderr).trim(),
+    });
+    Deno.exit(1);
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -134,7 +178,7 @@ class Supervisor {
       args: [
         "run",
         ...serviceFlags({ socket }),
-        runtimeLayout(this.config.runtimeDir).workerScript,
+        workerProgram(this.config),
       ],
       cwd: PROJECT_DIR,
       // Workers read only what concerns a socket worker.
@@ -329,23 +373,7 @@ export async function main(): Promise<void> {
     Deno.exit(2);
   }
 
-  // Workers run main.ts bundled into one file: loading ipaddr.js, a
-  // CommonJS package, through Deno's npm support costs each worker ~7 MiB.
-  const bundle = await new Deno.Command(Deno.execPath(), {
-    args: bundleArgs(layout.workerScript),
-    cwd: PROJECT_DIR,
-    // Plain text for the log line if it fails.
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!bundle.success) {
-    logger.error("could not bundle main.ts for the workers", {
-      output: new TextDecoder().decode(bundle.stderr).trim(),
-    });
-    Deno.exit(1);
-  }
+  await prepareWorkerProgram(config, logger);
 
   const supervisor = new Supervisor(config, logger, group?.gid);
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
