@@ -12,7 +12,8 @@
 # a TLS-intercepting proxy, DENO_CERT names that CA, so that build stages can
 # fetch npm packages; it lives in this stand-in only, never in the project.
 #
-# Cached in podman's storage: rebuilt only when this script, the Deno version
+# Uses the official image when it is here or can be pulled. The stand-in is
+# cached in podman's storage: rebuilt only when this script, the Deno version
 # or that CA changes. Usage: base_image.sh DENO_VERSION
 set -euo pipefail
 # shellcheck source=.ci/container/env.sh
@@ -25,8 +26,17 @@ ca=${SSL_CERT_FILE:-}
 key=$(cat "$0" <(echo "$version") ${ca:+"$ca"} | sha256sum | cut -c1-16)
 label=org.ip-timestamp.ci.stand-in
 
-if [ "$(podman image inspect --format "{{index .Labels \"$label\"}}" "$tag" 2>/dev/null)" = "$key" ]; then
-  echo "stand-in $tag: cached ($key)"
+if podman image exists "docker.io/$tag"; then
+  found=$(podman image inspect --format "{{index .Labels \"$label\"}}" "docker.io/$tag")
+  if [ -z "$found" ]; then
+    echo "base $tag: the official image, already here"
+    exit 0
+  elif [ "$found" = "$key" ]; then
+    echo "base $tag: the stand-in, cached ($key)"
+    exit 0
+  fi
+elif timeout 300 podman pull --quiet "docker.io/$tag" >/dev/null 2>&1; then
+  echo "base $tag: the official image, pulled"
   exit 0
 fi
 
@@ -59,8 +69,19 @@ esac
 exec "$@"
 ENTRY
 
-# debian:stable-slim's dpkg filters (no docs, man pages or translations).
-slim=()
+# debian:stable-slim's dpkg filters (no docs, man pages or translations)
+# and apt settings (no package cache or .debs left behind, no
+# translations); mmdebstrap keeps both in the image, as slim does.
+clean='rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true'
+slim=(
+  "--aptopt=DPkg::Post-Invoke { \"$clean\"; }"
+  "--aptopt=APT::Update::Post-Invoke { \"$clean\"; }"
+  '--aptopt=Dir::Cache::pkgcache ""'
+  '--aptopt=Dir::Cache::srcpkgcache ""'
+  '--aptopt=Acquire::Languages "none"'
+  '--aptopt=Acquire::GzipIndexes "true"'
+  '--aptopt=APT::AutoRemove::SuggestsImportant "false"'
+)
 for dir in doc man info locale lintian linda; do
   slim+=("--dpkgopt=path-exclude=/usr/share/$dir/*")
 done
@@ -79,6 +100,8 @@ changes=(
 [ -n "$ca" ] && changes+=(--change "ENV DENO_CERT=/etc/ip-timestamp-ci/registry-ca.pem")
 
 started=$(date +%s)
+# The hooks' "$1" is the new root, expanded by mmdebstrap, not here.
+# shellcheck disable=SC2016
 mmdebstrap --quiet --variant=minbase --mode=root --format=tar --include=tini \
   "${slim[@]}" \
   --customize-hook='cp "$1/usr/bin/tini" "$1/tini" && chroot "$1" dpkg --purge tini >/dev/null' \
@@ -92,4 +115,4 @@ mmdebstrap --quiet --variant=minbase --mode=root --format=tar --include=tini \
   "deb http://deb.debian.org/debian trixie-updates main" \
   "deb http://deb.debian.org/debian-security trixie-security main" |
   podman import --quiet "${changes[@]}" - "docker.io/$tag" >/dev/null
-echo "stand-in $tag: built in $(($(date +%s) - started)) s ($key)"
+echo "base $tag: the stand-in, built in $(($(date +%s) - started)) s ($key)"

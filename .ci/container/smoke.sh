@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The image's smoke test, one script for both engines:
+#   .ci/container/smoke.sh docker ip-timestamp:smoke        (the workflow)
+#   .ci/container/smoke.sh podman localhost/ip-timestamp:ci (.ci/run)
+# Runs the image three ways: hardened (read-only, /tmp a tmpfs, no
+# capabilities, no new privileges), the same with no network at all, and as
+# deploy/deployment.yaml runs it (its uid, env, limits and probes). Each time:
+# GET / is exactly {timestamp, ip}, the declared HEALTHCHECK passes, every
+# process runs as the expected non-root uid and gid, and `stop` drains and
+# exits 0 within 5 s. Needs curl, jq and deno on the host.
+set -euo pipefail
+engine=${1:?usage: smoke.sh docker|podman IMAGE}
+image=${2:?usage: smoke.sh docker|podman IMAGE}
+cd "$(dirname "$0")/../.."
+
+prefix="ip-timestamp-smoke-$$"
+work=$(mktemp -d)
+containers=()
+cleanup() {
+  for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { echo "smoke: ok: $*"; }
+fail() {
+  echo "smoke: FAILED: $*" >&2
+  for c in "${containers[@]}"; do
+    echo "--- logs of $c" >&2
+    "$engine" logs "$c" 2>&1 | tail -20 >&2 || true
+  done
+  exit 1
+}
+
+# start NAME RUN-ARGS...: starts the image detached. podman's complaints that
+# there is no systemd to time healthchecks go to a file, shown on failure.
+start() {
+  local name="$prefix-$1"
+  shift
+  containers+=("$name")
+  "$engine" run -d --name "$name" "$@" "$image" >/dev/null 2>"$work/$name.err" ||
+    fail "$name did not start: $(cat "$work/$name.err")"
+}
+
+# The host port published for the container's port $2.
+host_port() {
+  "$engine" port "$prefix-$1" "$2" | head -1 | sed 's/.*://'
+}
+
+# get URL TIMEOUT: the body, or nothing and status 1.
+get() { curl -fsS --max-time "$2" "$1" 2>/dev/null; }
+
+# wait_http URL SECONDS: polls once a second until a 2xx answer.
+wait_http() {
+  local i
+  for ((i = 0; i < $2; i++)); do
+    get "$1" 1 >/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# check_answer JSON [IP]: exactly {timestamp, ip}, a current UTC timestamp,
+# and the given address (or any IP address).
+check_answer() {
+  jq -e --arg ip "${2:-}" '
+    keys_unsorted == ["timestamp", "ip"]
+    and (.timestamp | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}\\+00:00$"))
+    and ((.timestamp | sub("\\.[0-9]{3}\\+00:00$"; "Z") | fromdateiso8601) - now | fabs < 300)
+    and (if $ip == "" then (.ip | test("^([0-9]{1,3}\\.){3}[0-9]{1,3}$|^[0-9a-f:.]*:[0-9a-f:.]*$"))
+         else .ip == $ip end)' <<<"$1" >/dev/null || fail "GET / answered ${1@Q}"
+}
+
+# check_users NAME UID GID: every process in the container, by number.
+check_users() {
+  local ps
+  ps=$("$engine" exec "$prefix-$1" ps -eo uid=,gid=,args=) || fail "ps in $1"
+  awk -v uid="$2" -v gid="$3" '
+    { n++ } $1 != uid || $2 != gid { bad = 1; print "wrong user: " $0 }
+    / nginx: worker process$/ { nginx = 1 } /worker\.js$/ { workers++ }
+    END { exit !(n >= 5 && nginx && workers >= 1 && !bad) }' <<<"$ps" ||
+    fail "$1: not every process runs as $2:$3, or the stack is incomplete:
+$ps"
+  ok "$1: all $(wc -l <<<"$ps") processes run as $2:$3"
+}
+
+# check_health NAME: the image's own HEALTHCHECK, run by the engine.
+check_health() {
+  local c="$prefix-$1" i status
+  for ((i = 0; i < 60; i++)); do
+    if [ "$engine" = podman ]; then
+      # No systemd here to time the checks: run the declared one now.
+      status=$(podman healthcheck run "$c" 2>/dev/null) && status=healthy
+    else
+      status=$(docker inspect -f '{{.State.Health.Status}}' "$c")
+    fi
+    [ "$status" = healthy ] && { ok "$1: the HEALTHCHECK passes"; return; }
+    sleep 1
+  done
+  fail "$1: the HEALTHCHECK did not pass in 60 s (last: $status)"
+}
+
+# check_stop NAME: SIGTERM, drained, exit 0, well inside the 5 s grace.
+check_stop() {
+  local c="$prefix-$1" t0 ms code
+  t0=$(date +%s%N)
+  "$engine" stop -t 5 "$c" >/dev/null 2>&1 || fail "$1: stop failed"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  code=$("$engine" inspect -f '{{.State.ExitCode}}' "$c")
+  [ "$code" = 0 ] || fail "$1: exit code $code after stop"
+  [ "$ms" -lt 5000 ] || fail "$1: stop took $ms ms"
+  "$engine" logs "$c" 2>&1 | grep -q '"msg":"stopped","component":"stack"' ||
+    fail "$1: the supervisor did not log that it stopped"
+  ok "$1: stop drained and exited 0 in $ms ms"
+}
+
+# The image as built: a HEALTHCHECK kept (podman drops it unless --format
+# docker), and a non-root user.
+health=$("$engine" image inspect -f '{{json .Config.Healthcheck}}' "$image")
+grep -q '/healthz' <<<"$health" || fail "the image declares no HEALTHCHECK: $health"
+uid=$("$engine" run --rm --network none --entrypoint id "$image" -u 2>/dev/null)
+gid=$("$engine" run --rm --network none --entrypoint id "$image" -g 2>/dev/null)
+if [ -z "$uid" ] || [ "$uid" = 0 ] || [ -z "$gid" ] || [ "$gid" = 0 ]; then
+  fail "the image's user is root or unknown (uid '$uid', gid '$gid')"
+fi
+ok "the image declares a HEALTHCHECK and runs as $uid:$gid"
+# Lean: no npm cache, transpile journal or node_modules; the bundles only.
+extra=$("$engine" run --rm --network none --entrypoint find "$image" \
+  /deno-dir /app -mindepth 1 ! -path '/app/*.js' 2>/dev/null) || fail "find failed: $extra"
+[ -z "$extra" ] || fail "the image carries more than the bundles: $(head -5 <<<"$extra")"
+ok "/deno-dir is empty and /app holds only the bundles"
+
+hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges)
+
+# 1. Hardened, published on a free loopback port.
+start hardened "${hardened[@]}" -p 127.0.0.1::8080
+port=$(host_port hardened 8080)
+wait_http "http://127.0.0.1:$port/healthz" 30 || fail "hardened: no /healthz in 30 s"
+curl -fsS --max-time 2 -D "$work/headers" "http://127.0.0.1:$port/" >"$work/body" ||
+  fail "hardened: GET / failed"
+grep -qi '^content-type: application/json' "$work/headers" ||
+  fail "hardened: GET / is not JSON: $(cat "$work/headers")"
+check_answer "$(cat "$work/body")"
+ok "hardened: GET / is exactly $(cat "$work/body")"
+check_users hardened "$uid" "$gid"
+check_health hardened
+check_stop hardened
+
+# 2. No network at all: nothing may be fetched at start. Asked from inside.
+start offline "${hardened[@]}" --network none
+check_health offline
+# shellcheck disable=SC2016 # JavaScript's ${}, for deno eval
+answer=$("$engine" exec "$prefix-offline" deno eval --quiet \
+  'const r = await fetch(`http://127.0.0.1:${Deno.env.get("PORT")}/`); console.log(await r.text())') ||
+  fail "offline: GET / from inside failed"
+check_answer "$answer" 127.0.0.1
+ok "offline: GET / from inside is exactly $answer"
+check_users offline "$uid" "$gid"
+check_stop offline
+
+# 3. As deploy/deployment.yaml runs it.
+pod=$(deno run --quiet --frozen --allow-read=deploy --allow-env=LOG_TOKENS,LOG_STREAM \
+  tests/pod_args.ts deploy/deployment.yaml) || fail "cannot read deploy/deployment.yaml"
+mapfile -t pod_args < <(jq -r '.args[]' <<<"$pod")
+pod_port=$(jq -r .port <<<"$pod")
+start pod "${pod_args[@]}" -p "127.0.0.1::$pod_port"
+port=$(host_port pod "$pod_port")
+# The startup probe: its period and failure threshold bound the start.
+read -r path period failures timeout < <(jq -r '.probes[0] | "\(.path) \(.period) \(.failures) \(.timeout)"' <<<"$pod")
+[ "$(jq -r '.probes[0].kind' <<<"$pod")" = startupProbe ] || fail "pod: no startupProbe"
+for ((i = 1; ; i++)); do
+  get "http://127.0.0.1:$port$path" "$timeout" >/dev/null && break
+  [ "$i" -lt "$failures" ] || fail "pod: the startupProbe failed $failures times"
+  sleep "$period"
+done
+ok "pod: the startupProbe passed after $i tries"
+while read -r kind path timeout; do
+  get "http://127.0.0.1:$port$path" "$timeout" >/dev/null || fail "pod: the $kind failed"
+  ok "pod: the $kind passes"
+done < <(jq -r '.probes[1:][] | "\(.kind) \(.path) \(.timeout)"' <<<"$pod")
+answer=$(get "http://127.0.0.1:$port/" 2) || fail "pod: GET / failed"
+check_answer "$answer"
+check_users pod "$(jq -r .uid <<<"$pod")" "$(jq -r .gid <<<"$pod")"
+check_health pod
+check_stop pod
+
+echo "smoke: ok ($engine, $image)"
