@@ -1,9 +1,11 @@
-// The shipping files, checked here where Docker and GitHub cannot run: the
-// Kubernetes manifests against the Kubernetes schemas, and the facts that
-// the Dockerfile, the workflow, the manifests and the stack must share.
+// The shipping files: the Kubernetes manifests against the Kubernetes
+// schemas, the facts the manifests and the stack must share, and how the
+// workflow and .ci/run are wired. The image itself is built and run for real
+// by .ci/container/check.sh (podman) and the workflow (docker), both through
+// .ci/container/smoke.sh, which also runs it as deploy/deployment.yaml does.
 import { restoreWarnings } from "./quiet_punycode.ts";
 import assert from "node:assert/strict";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -13,37 +15,12 @@ import { ROUTES } from "../service/app.ts";
 import { REQUEST_ID_PATTERN } from "../service/answer.ts";
 import { DEFAULTS, SERVICE_ENV } from "../service/config.ts";
 import { freePort, run, stdoutOf } from "./test_util.ts";
-import { bundleArgs } from "../stack/supervisor.ts";
+import { podRun } from "./pod_args.ts";
 
 restoreWarnings();
 
 const ROOT = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
-
-/** The Dockerfile's instructions, continuation lines joined. */
-function dockerfile(): { op: string; args: string }[] {
-  return read("./Dockerfile").replace(/\\\n/g, " ").split("\n")
-    .map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))
-    .map((l) => ({
-      op: l.split(/\s+/)[0].toUpperCase(),
-      args: l.slice(l.indexOf(" ") + 1).trim(),
-    }));
-}
-
-/** Instructions of the final stage only. */
-function finalStage() {
-  const all = dockerfile();
-  const from = all.map((i) => i.op).lastIndexOf("FROM");
-  return all.slice(from);
-}
-
-function dockerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const { args } of finalStage().filter((i) => i.op === "ENV")) {
-    for (const [, k, v] of args.matchAll(/(\w+)=(\S+)/g)) env[k] = v;
-  }
-  return env;
-}
 
 const manifests = Array.from(
   Deno.readDirSync(new URL("./deploy/", ROOT)),
@@ -79,10 +56,8 @@ Deno.test("every Kubernetes manifest is valid against the Kubernetes schemas", (
   assert.throws(() => new Deployment(broken).validate());
 });
 
-Deno.test("the port agrees across stack, Dockerfile, manifests and Service", () => {
+Deno.test("the port agrees across stack, manifests and Service", () => {
   const port = DEFAULTS.stackPort;
-  assert.equal(finalStage().find((i) => i.op === "EXPOSE")?.args, String(port));
-  assert.equal(dockerEnv().PORT, String(port));
   assert.equal(container.ports[0].containerPort, port);
   assert.equal(containerEnv.PORT, String(port));
   const service = byKind("Service");
@@ -94,49 +69,22 @@ Deno.test("the port agrees across stack, Dockerfile, manifests and Service", () 
   );
 });
 
-Deno.test("the healthcheck and every probe ask the stack's /healthz", () => {
+Deno.test("every probe asks the stack's /healthz", () => {
   assert.ok(ROUTES.includes("/healthz"));
-  const health = finalStage().find((i) => i.op === "HEALTHCHECK")!.args;
-  assert.match(health, /\/healthz/);
-  assert.match(health, /Deno\.env\.get\('PORT'\)/, "follows PORT");
   for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
     assert.equal(container[probe].httpGet.path, "/healthz", probe);
     assert.equal(container[probe].httpGet.port, "http", probe);
   }
 });
 
-Deno.test("the image runs the stack supervisor as a non-root user under tini", () => {
-  const stage = finalStage();
-  const cmd = JSON.parse(stage.find((i) => i.op === "CMD")!.args);
-  assert.deepEqual(cmd, ["deno", "task", "--quiet", "stack"]);
-  assert.match(denoJson.tasks.stack, /\bstack\.ts$/);
-  assert.deepEqual(JSON.parse(stage.find((i) => i.op === "ENTRYPOINT")!.args), [
-    "/usr/bin/tini",
-    "--",
-  ]);
-  const user = stage.findLast((i) => i.op === "USER")!;
-  assert.equal(user.args, "ip-timestamp:ip-timestamp");
-  const ops = stage.map((i) => i.op);
-  assert.ok(
-    ops.lastIndexOf("RUN") < ops.indexOf("USER"),
-    "USER after every RUN",
-  );
-  assert.match(
-    stage.find((i) => i.op === "RUN" && i.args.includes("useradd"))!.args,
-    /--uid 10001/,
-  );
-  assert.equal(deployment.spec.template.spec.securityContext.runAsUser, 10001);
+Deno.test("the pod runs non-root, read-only, with its runtime directory the one writable place", () => {
+  const dir = containerEnv.RUNTIME_DIR;
+  assert.equal(dir, DEFAULTS.runtimeDir);
   assert.equal(
     deployment.spec.template.spec.securityContext.runAsNonRoot,
     true,
   );
-  assert.equal(stage.find((i) => i.op === "STOPSIGNAL")?.args, "SIGTERM");
-});
-
-Deno.test("the runtime directory is the one writable place, in image and pod", () => {
-  const dir = dockerEnv().RUNTIME_DIR;
-  assert.equal(dir, DEFAULTS.runtimeDir);
-  assert.equal(containerEnv.RUNTIME_DIR, dir);
+  assert.notEqual(deployment.spec.template.spec.securityContext.runAsUser, 0);
   assert.equal(container.securityContext.readOnlyRootFilesystem, true);
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(container.securityContext.capabilities.drop, ["ALL"]);
@@ -148,17 +96,52 @@ Deno.test("the runtime directory is the one writable place, in image and pod", (
     `${dir} under ${mount.mountPath}`,
   );
 });
-
-Deno.test("the image's build stage bundles main.ts as the stack does", () => {
-  // So that esbuild is in the image's DENO_DIR, which is read-only at run.
-  const args = bundleArgs("/dev/null");
-  args[args.length - 1] = "main.ts";
+Deno.test("the Deployment leaves the replica count to the autoscaler", () => {
+  // A replicas field would reset the HPA's choice on every apply.
+  assert.equal(deployment.spec.replicas, undefined);
+  const hpa = byKind("HorizontalPodAutoscaler");
+  assert.equal(hpa.spec.scaleTargetRef.kind, deployment.kind);
+  const pdb = byKind("PodDisruptionBudget");
   assert.ok(
-    dockerfile().some((i) =>
-      i.op === "RUN" && i.args.includes(`deno ${args.join(" ")}`)
-    ),
-    `no RUN with deno ${args.join(" ")}`,
+    pdb.spec.minAvailable < hpa.spec.minReplicas,
+    "a drain can always evict one pod",
   );
+});
+
+Deno.test("the smoke test runs the image with the Deployment's own settings", () => {
+  const run = podRun(read("./deploy/deployment.yaml"));
+  const pod = deployment.spec.template.spec;
+  assert.equal(run.uid, pod.securityContext.runAsUser);
+  assert.equal(run.gid, pod.securityContext.runAsGroup);
+  for (const [name, value] of Object.entries(containerEnv)) {
+    assert.ok(run.args.includes(`--env=${name}=${value}`), name);
+  }
+  for (
+    const arg of [
+      "--read-only",
+      "--cap-drop=ALL",
+      "--security-opt=no-new-privileges",
+      "--tmpfs=/tmp:size=64m",
+      "--memory=256m",
+      "--cpus=2",
+    ]
+  ) assert.ok(run.args.includes(arg), arg);
+  assert.deepEqual(run.probes.map((p) => [p.kind, p.path, p.port]), [
+    ["startupProbe", "/healthz", DEFAULTS.stackPort],
+    ["livenessProbe", "/healthz", DEFAULTS.stackPort],
+    ["readinessProbe", "/healthz", DEFAULTS.stackPort],
+  ]);
+  // What it cannot reproduce fails loudly instead of being left out.
+  const privileged = read("./deploy/deployment.yaml").replace(
+    "privileged: false",
+    "privileged: true",
+  );
+  assert.throws(() => podRun(privileged), /privileged/);
+  const fromSecret = read("./deploy/deployment.yaml").replace(
+    'value: ""',
+    "valueFrom: { secretKeyRef: { name: s, key: k } }",
+  );
+  assert.throws(() => podRun(fromSecret), /env TRUSTED_PROXIES/);
 });
 
 Deno.test("one Deno version across Dockerfile, workflow and .ci/run", () => {
@@ -236,6 +219,47 @@ Deno.test("the compile task and the workflow build every target with those flags
   }
 });
 
+Deno.test("the workflow publishes only what passed lint, tests and the secret scan", () => {
+  const jobs = parse(read("./.github/workflows/ci.yml")).jobs;
+  for (const job of ["image", "compile", "release"]) {
+    for (const gate of ["lint", "test", "secrets"]) {
+      assert.ok(jobs[job].needs.includes(gate), `${job} needs ${gate}`);
+    }
+  }
+  const image = jobs.image.steps.map((s: { name?: string; run?: string }) =>
+    s.run ?? s.name ?? ""
+  );
+  const smoke = image.indexOf(
+    ".ci/container/smoke.sh docker ip-timestamp:smoke",
+  );
+  assert.ok(smoke > 0, "the image job runs the smoke script");
+  assert.ok(smoke < image.indexOf("Log in to GHCR"), "smoke test before push");
+});
+
+Deno.test("the workflow and .ci/run run the same checks", () => {
+  const steps = Object.values(
+    parse(read("./.github/workflows/ci.yml")).jobs as Record<
+      string,
+      { steps: { run?: string }[] }
+    >,
+  ).flatMap((job) => job.steps.map((s) => s.run ?? ""));
+  const ci = read("./.ci/run");
+  for (
+    const [workflow, local] of [
+      ["deno task check", /^check "deno task check" deno task check$/m],
+      [".ci/lint.sh all", /for linter in \$\(\.ci\/lint\.sh --list\)/],
+    ] as const
+  ) {
+    assert.ok(steps.includes(workflow), workflow);
+    assert.match(ci, local);
+  }
+  assert.match(ci, /\.ci\/container\/check\.sh/);
+  assert.match(
+    read("./.ci/container/check.sh"),
+    /\.ci\/container\/smoke\.sh podman/,
+  );
+});
+
 Deno.test("the workflow is least-privilege, pinned, and runs on PRs, main and tags", () => {
   const workflow = read("./.github/workflows/ci.yml");
   assert.match(workflow, /^permissions:\n {2}contents: read$/m);
@@ -258,6 +282,12 @@ Deno.test("the workflow is least-privilege, pinned, and runs on PRs, main and ta
   }
   for (const [key, seen] of pins) {
     assert.equal(seen.size, 1, `${key} pinned as ${[...seen].join(", ")}`);
+  }
+  // Images the workflow runs directly are pinned by digest too.
+  const images = [...workflow.matchAll(/^\s+(ghcr\.io\/\S+)/gm)];
+  assert.ok(images.length > 0);
+  for (const [, image] of images) {
+    assert.match(image, /:v[\d.]+@sha256:[0-9a-f]{64}$/, image);
   }
 });
 
