@@ -71,14 +71,17 @@ check_answer() {
          else .ip == $ip end)' <<<"$1" >/dev/null || fail "GET / answered ${1@Q}"
 }
 
-# check_users NAME UID GID: every process in the container, by number.
+# check_users NAME UID GID: every process in the container, by number
+# (names would be truncated).
 check_users() {
   local ps
-  ps=$("$engine" exec "$prefix-$1" ps -eo uid=,gid=,args=) || fail "ps in $1"
+  ps=$("$engine" exec "$prefix-$1" ps -eo uid=,gid=,pid=,args=) || fail "ps in $1"
+  # tini as PID 1, the supervisor, its workers and nginx's.
   awk -v uid="$2" -v gid="$3" '
     { n++ } $1 != uid || $2 != gid { bad = 1; print "wrong user: " $0 }
+    $3 == 1 && $4 == "/tini" { tini = 1 } / stack\.js$/ { stack = 1 }
     / nginx: worker process$/ { nginx = 1 } /worker\.js$/ { workers++ }
-    END { exit !(n >= 5 && nginx && workers >= 1 && !bad) }' <<<"$ps" ||
+    END { exit !(tini && stack && nginx && workers >= 1 && !bad) }' <<<"$ps" ||
     fail "$1: not every process runs as $2:$3, or the stack is incomplete:
 $ps"
   ok "$1: all $(wc -l <<<"$ps") processes run as $2:$3"
@@ -88,9 +91,11 @@ $ps"
 check_health() {
   local c="$prefix-$1" i status
   for ((i = 0; i < 60; i++)); do
+    [ "$("$engine" inspect -f '{{.State.Running}}' "$c")" = true ] ||
+      fail "$1: the container exited"
     if [ "$engine" = podman ]; then
       # No systemd here to time the checks: run the declared one now.
-      status=$(podman healthcheck run "$c" 2>/dev/null) && status=healthy
+      status=$(podman healthcheck run "$c" 2>&1) && status=healthy
     else
       status=$(docker inspect -f '{{.State.Health.Status}}' "$c")
     fi
