@@ -15,7 +15,10 @@ base="docker.io/denoland/deno:debian-${version}"
 # A tag of this run's own: runs in parallel share podman's storage.
 image="localhost/ip-timestamp:ci-$$"
 log=$(mktemp)
-trap 'podman rmi "$image" >/dev/null 2>&1 || true; rm -f "$log"' EXIT
+# The last image built stays tagged, so that its layers (the build cache)
+# outlive this run's tag.
+trap 'podman tag "$image" localhost/ip-timestamp:ci-cache >/dev/null 2>&1
+  podman untag "$image" "$image" >/dev/null 2>&1; rm -f "$log"' EXIT
 
 t0=$SECONDS
 # Two runs must not build the stand-in at once.
