@@ -90,6 +90,9 @@ export function compileFlags(
     // The executable fetches nothing at start anyway; compiling it may have
     // to download Deno's runtime for the target.
     ...serviceFlags(config).filter((f) => f !== "--cached-only"),
+    // Only the npm packages main.ts loads, not the test-only ones the lock
+    // also pins.
+    "--exclude-unused-npm",
     ...(target ? ["--target", target] : []),
     "--output",
     target ? `dist/ip-timestamp-${target}` : "dist/ip-timestamp",
