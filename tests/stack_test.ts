@@ -518,6 +518,38 @@ Deno.test({
 
 Deno.test({
   name:
+    "a stack given a prebuilt WORKER_BUNDLE runs it and bundles nothing at start",
+  ignore: !ready,
+  fn: async () => {
+    // As the image ships it: main.ts bundled once, outside the runtime dir.
+    const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-bundle-" });
+    const bundle = `${dir}/worker.js`;
+    try {
+      const built = await new Deno.Command(Deno.execPath(), {
+        args: bundleArgs(bundle),
+        cwd: PROJECT_DIR,
+        stderr: "piped",
+      }).output();
+      assert.ok(built.success, new TextDecoder().decode(built.stderr));
+      await withStack({ WORKER_BUNDLE: bundle }, async (stack) => {
+        const answer = await (await fetch(`${stack.url}/`)).json();
+        assert.deepEqual(Object.keys(answer), ["timestamp", "ip"]);
+        const workers = await stdoutOf("pgrep", ["-fc", ` ${bundle}$`]);
+        assert.equal(workers.trim(), "2", "both workers run the bundle");
+        await assert.rejects(
+          Deno.stat(runtimeLayout(stack.runtimeDir).workerScript),
+          Deno.errors.NotFound,
+          "nothing bundled into the runtime dir",
+        );
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
     "bad stack settings and a missing nginx stop the start with exit code 2",
   ignore: !ready,
   fn: async () => {
@@ -528,13 +560,19 @@ Deno.test({
         [{ RATE_LIMIT: "-1" }, /Invalid RATE_LIMIT/],
         [{ IPV4_ORIGIN: "https://v4.example.com/x" }, /Invalid IPV4_ORIGIN/],
         [{ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, /Invalid OTEL_EXPORTER_OTLP/],
+        [{ WORKER_BUNDLE: "worker.js" }, /Invalid WORKER_BUNDLE/],
+        [{ WORKER_BUNDLE: "/nonexistent/worker.js" }, /Invalid WORKER_BUNDLE/],
       ] as [Record<string, string>, RegExp][]
     ) {
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
         env: { PORT: String(freePort()), ...env },
       });
-      assert.equal((await proc.child.status).code, 2);
+      // A stack that starts anyway is stopped (exit 0), not waited on.
+      const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
+      const { code } = await proc.child.status;
+      clearTimeout(deadline);
       await proc.drained;
+      assert.equal(code, 2, JSON.stringify(env));
       assert.match(proc.stderr.join("\n"), pattern);
     }
     // Without nginx on PATH: how to get it, and exit 2.
