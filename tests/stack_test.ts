@@ -561,7 +561,10 @@ Deno.test({
         [{ IPV4_ORIGIN: "https://v4.example.com/x" }, /Invalid IPV4_ORIGIN/],
         [{ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, /Invalid OTEL_EXPORTER_OTLP/],
         [{ WORKER_BUNDLE: "worker.js" }, /Invalid WORKER_BUNDLE/],
-        [{ WORKER_BUNDLE: "/nonexistent/worker.js" }, /Invalid WORKER_BUNDLE/],
+        [
+          { WORKER_BUNDLE: "/proc/no-such-dir/worker.js" },
+          /Invalid WORKER_BUNDLE/,
+        ],
       ] as [Record<string, string>, RegExp][]
     ) {
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
