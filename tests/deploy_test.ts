@@ -173,6 +173,7 @@ Deno.test("the executable's flags serve its own address and refuse any other", a
   ]);
   assert.deepEqual(flags.filter((f) => !allow.includes(f)), [
     "--frozen",
+    "--exclude-unused-npm",
     "--target",
     target,
     "--output",
