@@ -5,9 +5,9 @@
  *
  * Start: validate settings, render and check the nginx config, bundle
  * main.ts for the workers (unless the image ships the bundle), start them,
- * wait until each socket answers, start nginx, print one "ready" line. A worker that dies is restarted with
- * backoff; if nginx dies the stack exits 1. SIGTERM/SIGINT: nginx drains
- * (SIGQUIT), then the workers.
+ * wait until each socket answers, start nginx, print one "ready" line. A
+ * worker that dies is restarted with backoff; if nginx dies the stack exits
+ * 1. SIGTERM/SIGINT: nginx drains (SIGQUIT), then the workers.
  *
  * @module
  */
