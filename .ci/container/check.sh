@@ -39,6 +39,12 @@ podman history --format '{{.Size}}\t{{.CreatedBy}}' "$image" |
   echo "container: the image is ${added} MB over its base, more than ${MAX_ADDED_MB}"
   exit 1
 }
+# Containers left by a smoke test that was killed outright (its pid is in
+# their names) would pile up.
+for c in $(podman ps -a --format '{{.Names}}' | grep '^ip-timestamp-smoke-'); do
+  pid=${c#ip-timestamp-smoke-}
+  kill -0 "${pid%%-*}" 2>/dev/null || podman rm -f "$c" >/dev/null 2>&1 || true
+done
 .ci/container/smoke.sh podman "$image"
 t3=$SECONDS
 # Old build stages beyond a day are not worth their space.
