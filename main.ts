@@ -108,7 +108,19 @@ function listenError(err: unknown, config: ServiceConfig): string | undefined {
   if (err instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${where}: the address is not available here`;
   }
-  return undefined;
+  if (err instanceof Deno.errors.NotFound) {
+    return `Cannot listen on ${where}: its directory does not exist`;
+  }
+  if (err instanceof Deno.errors.NotADirectory) {
+    return `Cannot listen on ${where}: a part of its path is not a directory`;
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return `Cannot listen on ${where}: permission denied`;
+  }
+  // Whatever else the system refuses, the setting is still what to fix.
+  return err instanceof Error
+    ? `Cannot listen on ${where}: ${err.name}: ${err.message}`
+    : undefined;
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,9 @@
 /**
- * Which address a request came from, as the app reports it: X-Real-IP from
- * the stack's nginx, else the TCP peer, or the client a trusted proxy names.
+ * Which address a request came from, as the app reports it: the peer (the
+ * X-Real-IP the stack's nginx sets to the TCP peer it saw, else the
+ * connection's), or the client a trusted proxy names. Behind nginx the hops
+ * are the X-Forwarded-For it passes on from trusted proxies, so the stack
+ * and the service alone follow the same rules (client_ip.ts).
  *
  * @module
  */
@@ -11,10 +14,12 @@ import {
   formatAddress,
   normalizeAddress,
   parseAddress,
+  parseForwardedNode,
+  parseHop,
   resolveClient,
-  splitForwarded,
   splitForwardedFor,
 } from "./client_ip.ts";
+import { splitForwarded } from "./forwarded.ts";
 import {
   behindStackNginx,
   type RequestContext,
@@ -36,9 +41,9 @@ export interface AddressOptions {
 export function clientAddressReader(
   { trustedProxies, forwardedHeader, logger }: AddressOptions,
 ): (c: RequestContext) => string {
-  const split = forwardedHeader === "forwarded"
-    ? splitForwarded
-    : splitForwardedFor;
+  const [split, parseHopOf] = forwardedHeader === "forwarded"
+    ? [splitForwarded, parseForwardedNode]
+    : [splitForwardedFor, parseHop];
 
   // The same few addresses arrive again and again; parsing is the costly
   // part, so results of the pure parse are kept (bounded).
@@ -53,31 +58,40 @@ export function clientAddressReader(
     return hit ?? undefined;
   }
 
-  function fromNginx(c: RequestContext): string {
-    const given = c.req.header("x-real-ip");
-    const address = given === undefined ? undefined : normalize(given);
+  // The peer, normalised once (cached); a bad X-Real-IP is nginx's fault.
+  function peerOf(c: RequestContext): string {
+    const socket = behindStackNginx(c);
+    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+    const text = socket
+      ? c.req.header("x-real-ip")
+      : remote?.transport === "tcp"
+      ? remote.hostname
+      : undefined;
+    const address = text === undefined ? undefined : normalize(text);
     if (address !== undefined) return address;
+    if (!socket) throw new Error("Connection has no peer address");
     logger.error("proxy sent no valid X-Real-IP", {
       request_id: requestIdOf(c),
-      present: given !== undefined,
+      present: text !== undefined,
     });
     throw new HTTPException(400, {
       message: "The proxy did not supply a valid client address",
     });
   }
 
+  // Hops are read only from a trusted peer that sent the header.
   return (c) => {
-    if (behindStackNginx(c)) return fromNginx(c);
-    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
-    const hostname = remote?.transport === "tcp" ? remote.hostname : undefined;
-    if (trustedProxies.length === 0 && hostname !== undefined) {
-      const address = normalize(hostname);
-      if (address !== undefined) return address;
-    }
-    const peer = hostname === undefined ? undefined : parseAddress(hostname);
-    if (!peer) throw new Error("Connection has no peer address");
+    const peer = peerOf(c);
+    if (trustedProxies.length === 0) return peer;
     const header = c.req.header(forwardedHeader);
-    const hops = header === undefined ? [] : split(header);
-    return formatAddress(resolveClient(peer, hops, trustedProxies));
+    if (header === undefined) return peer;
+    return formatAddress(
+      resolveClient(
+        parseAddress(peer)!,
+        split(header),
+        trustedProxies,
+        parseHopOf,
+      ),
+    );
   };
 }

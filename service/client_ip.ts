@@ -1,7 +1,10 @@
 /**
  * Client address resolution: the one place that decides which address a
- * request came from. The answer is always the connection's peer or an entry
- * that a trusted proxy vouched for, never a value a client can forge.
+ * request came from, alone or behind the stack's nginx (which hands the
+ * worker the TCP peer and the raw `X-Forwarded-For`, so both modes follow
+ * these rules). The answer is always the connection's peer or an entry that
+ * a trusted proxy vouched for, never a value a client can forge, and never
+ * an address no client can have (unspecified, multicast, broadcast).
  *
  * @module
  */
@@ -13,45 +16,39 @@ export type Address = ipaddr.IPv4 | ipaddr.IPv6;
 /** An address range: an address and a prefix length. */
 export type AddressRange = [Address, number];
 
-// ipaddr.parse also takes "0x7f.1" and "2130706433"; only dotted quads pass here.
-function parseLiteral(text: string): Address | undefined {
+const IPV6_CHARS = /^[0-9A-Fa-f:.]{2,45}$/;
+
+/**
+ * Parses one strict IP literal: a dotted quad without leading zeros, or an
+ * IPv6 address (an IPv4-mapped one becomes IPv4). No zone id, port,
+ * brackets or whitespace; ipaddr.js alone also takes "0x7f.1",
+ * "2130706433", "fe80::1%eth0" and "::ffff:001.2.3.4".
+ */
+export function parseAddress(text: string): Address | undefined {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
-  if (!text.includes(":") || !ipaddr.IPv6.isValid(text)) return undefined;
+  if (!IPV6_CHARS.test(text) || !text.includes(":")) return undefined;
+  if (
+    text.includes(".") &&
+    !ipaddr.IPv4.isValidFourPartDecimal(text.slice(text.lastIndexOf(":") + 1))
+  ) {
+    return undefined;
+  }
+  if (!ipaddr.IPv6.isValid(text)) return undefined;
   const v6 = ipaddr.IPv6.parse(text);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 
-/**
- * Parses one strict IP literal (no port, no brackets); an IPv6 zone id is
- * dropped. Returns undefined for anything else.
- */
-export function parseAddress(text: string): Address | undefined {
-  const zone = text.indexOf("%");
-  return parseLiteral(zone === -1 ? text : text.slice(0, zone));
+const IMPOSSIBLE = new Set(["unspecified", "multicast", "broadcast"]);
+
+/** Whether a connection can come from this address. */
+export function isPossibleClient(address: Address): boolean {
+  return !IMPOSSIBLE.has(address.range());
 }
 
-/**
- * Parses one hop as proxies write it: an address, IPv4 with `:port`,
- * `[IPv6]` with an optional `:port`, optionally in double quotes (RFC 7239).
- */
-export function parseHop(raw: string): Address | undefined {
-  let text = raw.trim();
-  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
-    text = text.slice(1, -1);
-  }
-  if (text.startsWith("[")) {
-    const end = text.indexOf("]");
-    if (end === -1 || !/^(:\d{1,5})?$/.test(text.slice(end + 1))) {
-      return undefined;
-    }
-    return parseAddress(text.slice(1, end));
-  }
-  const colon = text.indexOf(":");
-  if (colon !== -1 && colon === text.lastIndexOf(":")) {
-    if (!/^\d{1,5}$/.test(text.slice(colon + 1))) return undefined;
-    text = text.slice(0, colon);
-  }
-  return parseAddress(text);
+/** {@linkcode parseAddress}, and undefined for an impossible client. */
+export function parseClient(text: string): Address | undefined {
+  const address = parseAddress(text);
+  return address && isPossibleClient(address) ? address : undefined;
 }
 
 /** Formats an address: dotted quad, or RFC 5952 IPv6 (IPv4-mapped as IPv4). */
@@ -66,31 +63,86 @@ export function addressFamily(formatted: string): "ipv4" | "ipv6" {
   return formatted.includes(":") ? "ipv6" : "ipv4";
 }
 
-/** Normalizes an IP literal, or returns undefined when it is not one. */
+/** A client address in canonical form, or undefined when it is not one. */
 export function normalizeAddress(text: string): string | undefined {
-  const address = parseAddress(text);
+  const address = parseClient(text);
   return address && formatAddress(address);
+}
+
+// A port as proxies write it: 0 to 65535, at most five digits.
+function isPort(text: string): boolean {
+  return /^\d{1,5}$/.test(text) && Number(text) <= 65535;
+}
+
+/**
+ * Parses one `X-Forwarded-For` hop: an address, `IPv4:port`, `[IPv6]` or
+ * `[IPv6]:port`, with spaces or tabs around it. Anything else (quotes, a
+ * zone id, `[IPv4]`, a bad port, an empty hop, two addresses) is not a hop.
+ */
+export function parseHop(raw: string): Address | undefined {
+  const text = raw.replace(/^[ \t]+|[ \t]+$/g, "");
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    const rest = text.slice(end + 1);
+    const inner = text.slice(1, end);
+    if (end === -1 || !inner.includes(":")) return undefined;
+    if (rest !== "" && !(rest.startsWith(":") && isPort(rest.slice(1)))) {
+      return undefined;
+    }
+    return parseClient(inner);
+  }
+  const colon = text.indexOf(":");
+  if (colon !== -1 && colon === text.lastIndexOf(":")) {
+    if (!isPort(text.slice(colon + 1))) return undefined;
+    return parseClient(text.slice(0, colon));
+  }
+  return parseClient(text);
+}
+
+/**
+ * Parses an RFC 7239 node (a `for=` value, unquoted): `IPv4`, `[IPv6]`,
+ * either with `:port` or `:_obfport`. `unknown`, obfuscated names and
+ * anything else are not addresses.
+ */
+export function parseForwardedNode(value: string): Address | undefined {
+  const match = /^(?:([0-9.]+)|\[([0-9A-Fa-f:.]+)\])(?::(\d+|_[\w.-]+))?$/
+    .exec(value);
+  if (!match) return undefined;
+  const [, v4, v6, port] = match;
+  if (port !== undefined && !port.startsWith("_") && !isPort(port)) {
+    return undefined;
+  }
+  // Brackets hold IPv6 only; parseClient takes a dotted quad alone.
+  return v6 === undefined || v6.includes(":")
+    ? parseClient(v4 ?? v6)
+    : undefined;
 }
 
 /** Parses `10.0.0.0/8`, `::1` or `fd00::/8`; throws on anything else. */
 export function parseRange(text: string): AddressRange {
-  if (text.includes("/")) {
-    const [address, bits] = ipaddr.parseCIDR(text);
-    if (!/^\d{1,3}$/.test(text.slice(text.indexOf("/") + 1))) {
-      throw new Error(`Not a CIDR range: ${text}`);
-    }
-    const literal = parseAddress(text.slice(0, text.indexOf("/")));
-    if (!literal) throw new Error(`Not a CIDR range: ${text}`);
-    // ::ffff:10.0.0.0/104 covers the same hosts as 10.0.0.0/8.
-    if (address.kind() === "ipv6" && literal.kind() === "ipv4") {
-      if (bits < 96) throw new Error(`Not a CIDR range: ${text}`);
-      return [literal, bits - 96];
-    }
-    return [address, bits];
+  const slash = text.indexOf("/");
+  const literal = parseAddress(slash === -1 ? text : text.slice(0, slash));
+  if (!literal) throw new Error(`Not an IP address or CIDR range: ${text}`);
+  const max = literal.kind() === "ipv4" ? 32 : 128;
+  if (slash === -1) return [literal, max];
+  const bitsText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bitsText)) throw new Error(`Not a CIDR range: ${text}`);
+  let bits = Number(bitsText);
+  // ::ffff:10.0.0.0/104 covers the same hosts as 10.0.0.0/8.
+  if (literal.kind() === "ipv4" && text.slice(0, slash).includes(":")) {
+    bits -= 96;
+    if (bits < 0) throw new Error(`Not a CIDR range: ${text}`);
   }
-  const address = parseAddress(text);
-  if (!address) throw new Error(`Not an IP address: ${text}`);
-  return [address, address.kind() === "ipv4" ? 32 : 128];
+  if (bits > max) throw new Error(`Not a CIDR range: ${text}`);
+  const network = literal.kind() === "ipv4"
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${literal}/${bits}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${literal}/${bits}`);
+  return [network, bits];
+}
+
+/** A range in the one form nginx and the logs see: `network/bits`. */
+export function formatRange([address, bits]: AddressRange): string {
+  return `${formatAddress(address)}/${bits}`;
 }
 
 /** Whether the address lies in any of the ranges. */
@@ -109,45 +161,23 @@ export function splitForwardedFor(value: string): string[] {
 }
 
 /**
- * The `for=` value of each element of an RFC 7239 `Forwarded` header, in
- * order; an element without one yields "" so that the walk stops there.
- */
-export function splitForwarded(value: string): string[] {
-  const hops: string[] = [];
-  let element = "";
-  let quoted = false;
-  for (const char of value + ",") {
-    if (char === '"') quoted = !quoted;
-    if (char === "," && !quoted) {
-      const pair = element.split(";").map((p) => p.trim()).find((p) =>
-        p.slice(0, 4).toLowerCase() === "for="
-      );
-      hops.push(pair ? pair.slice(4) : "");
-      element = "";
-    } else {
-      element += char;
-    }
-  }
-  return hops;
-}
-
-/**
  * Resolves the client address behind a connection.
  *
  * Forwarding hops are read only when the peer is trusted. They are walked
  * from the right, skipping trusted proxies; the first untrusted hop is the
- * client. A hop that does not parse ends the walk at the nearest trusted
+ * client. A hop that `parse` refuses ends the walk at the nearest trusted
  * address, because nothing to its left can be vouched for.
  */
 export function resolveClient(
   peer: Address,
   hops: readonly string[],
   trusted: AddressRange[],
+  parse: (hop: string) => Address | undefined = parseHop,
 ): Address {
   let client = peer;
   if (!isTrusted(client, trusted)) return client;
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = parseHop(hops[i]);
+    const hop = parse(hops[i]);
     if (!hop) return client;
     client = hop;
     if (!isTrusted(hop, trusted)) return hop;

@@ -6,8 +6,13 @@
  *
  * @module
  */
-import ipaddr from "ipaddr.js";
-import { type AddressRange, parseRange } from "./client_ip.ts";
+import {
+  type AddressRange,
+  formatAddress,
+  formatRange,
+  parseAddress,
+  parseRange,
+} from "./client_ip.ts";
 
 /** Reads one environment variable (`Deno.env.get` or a test's map). */
 export type EnvReader = (name: string) => string | undefined;
@@ -132,7 +137,7 @@ export interface StackConfig {
   workerBundle?: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
-  /** The raw entries, already validated, rendered into nginx. */
+  /** The entries in normal form (`network/bits`), rendered into nginx. */
   trustedProxies: string[];
   /** The least severe level written (LOG_LEVEL). */
   logLevel: LogLevel;
@@ -180,6 +185,9 @@ function oneOf<T extends string>(
   return value;
 }
 
+/** The longest Unix socket path Linux takes (sun_path less its NUL). */
+export const MAX_SOCKET_PATH = 107;
+
 function absolutePath(env: EnvReader, name: string): string | undefined {
   const raw = env(name);
   if (raw === undefined || raw === "") return undefined;
@@ -191,15 +199,17 @@ function absolutePath(env: EnvReader, name: string): string | undefined {
       }: expected an absolute path of letters, digits, '.', '_', '-' and '/'`,
     );
   }
-  return raw.length > 1 ? raw.replace(/\/+$/, "") : raw;
+  // One spelling of the path: no "//", "/./" or trailing "/".
+  const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
+  return "/" + parts.join("/");
 }
 
-function trustedEntries(env: EnvReader): string[] {
+function trustedRanges(env: EnvReader): AddressRange[] {
   const raw = env("TRUSTED_PROXIES") ?? "";
   const entries = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  for (const entry of entries) {
+  return entries.map((entry) => {
     try {
-      parseRange(entry);
+      return parseRange(entry);
     } catch {
       throw new ConfigError(
         `Invalid TRUSTED_PROXIES entry ${
@@ -207,8 +217,35 @@ function trustedEntries(env: EnvReader): string[] {
         }: expected an IP address or CIDR range such as 10.0.0.0/8`,
       );
     }
+  });
+}
+
+// Strict like client addresses (no zone id, no "0x7f.1" or "2130706433"),
+// and in one spelling, since it also goes into the permission flags.
+function hostSetting(env: EnvReader): string {
+  const host = env("HOST") || DEFAULTS.host;
+  if (host === "localhost") return host;
+  const address = parseAddress(host);
+  if (!address) {
+    throw new ConfigError(
+      `Invalid HOST ${
+        JSON.stringify(host)
+      }: expected an IP address (no zone id) or localhost`,
+    );
   }
-  return entries;
+  return formatAddress(address);
+}
+
+function socketSetting(env: EnvReader): string | undefined {
+  const socket = absolutePath(env, "SOCKET");
+  if (socket !== undefined && socket.length > MAX_SOCKET_PATH) {
+    throw new ConfigError(
+      `Invalid SOCKET ${
+        JSON.stringify(socket)
+      }: longer than ${MAX_SOCKET_PATH} bytes, the limit for a Unix socket path`,
+    );
+  }
+  return socket;
 }
 
 // An origin goes into the page and its Content-Security-Policy: it must be
@@ -285,19 +322,11 @@ function familyOrigins(env: EnvReader): FamilyOrigins {
 
 /** Reads and validates the service's settings; throws {@linkcode ConfigError}. */
 export function loadServiceConfig(env: EnvReader): ServiceConfig {
-  const host = env("HOST") || DEFAULTS.host;
-  if (host !== "localhost" && !ipaddr.isValid(host)) {
-    throw new ConfigError(
-      `Invalid HOST ${
-        JSON.stringify(host)
-      }: expected an IP address or localhost`,
-    );
-  }
   return {
-    host,
+    host: hostSetting(env),
     port: integer(env, "PORT", DEFAULTS.port, 1, 65535),
-    socket: absolutePath(env, "SOCKET"),
-    trustedProxies: trustedEntries(env).map(parseRange),
+    socket: socketSetting(env),
+    trustedProxies: trustedRanges(env),
     forwardedHeader: oneOf(
       env,
       "FORWARDED_HEADER",
@@ -344,7 +373,7 @@ export function loadStackConfig(
     runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? DEFAULTS.runtimeDir,
     workerBundle: absolutePath(env, "WORKER_BUNDLE"),
     rateLimit: integer(env, "RATE_LIMIT", DEFAULTS.rateLimit, 0, 1_000_000),
-    trustedProxies: trustedEntries(env),
+    trustedProxies: trustedRanges(env).map(formatRange),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
     origins: familyOrigins(env),
     otel: otelSettings(env),

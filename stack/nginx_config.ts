@@ -6,6 +6,7 @@
 import template from "../nginx/nginx.conf" with { type: "text" };
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
+import { formatRange, parseRange } from "../service/client_ip.ts";
 import type { StackConfig } from "../service/config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
@@ -97,11 +98,60 @@ function staticLocations(publicDir: string): string {
   return indent(lines, 4);
 }
 
+const PLAIN_PATH = /^\/[A-Za-z0-9._\/-]+$/;
+const NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+function refuse(field: string, value: unknown): never {
+  throw new Error(
+    `Refusing to render nginx.conf: ${field} ${
+      JSON.stringify(value)
+    } is not in normal form`,
+  );
+}
+
+function wholeNumber(field: string, value: number, min: number, max: number) {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    refuse(field, value);
+  }
+}
+
+/**
+ * Checks that every value the template receives is in the one form
+ * `loadStackConfig` produces, so that no setting, whatever path it took,
+ * can add a directive to the config: nginx reads `;`, `{`, quotes and
+ * spaces as syntax.
+ */
+export function assertRenderable(config: StackConfig, host: NginxHost): void {
+  if (!PLAIN_PATH.test(config.runtimeDir) || config.runtimeDir.includes("..")) {
+    refuse("runtimeDir", config.runtimeDir);
+  }
+  wholeNumber("port", config.port, 1, 65535);
+  wholeNumber("workers", config.workers, 1, 64);
+  wholeNumber("nginxWorkers", config.nginxWorkers, 1, 64);
+  wholeNumber("rateLimit", config.rateLimit, 0, 1_000_000);
+  for (const entry of config.trustedProxies) {
+    let normal: string | undefined;
+    try {
+      normal = formatRange(parseRange(entry));
+    } catch {
+      // Refused below.
+    }
+    if (normal !== entry) refuse("trustedProxies", entry);
+  }
+  if (host.user !== undefined) {
+    const names = host.user.split(" ");
+    if (names.length !== 2 || !names.every((n) => NAME.test(n))) {
+      refuse("user", host.user);
+    }
+  }
+}
+
 /** Fills the template; every field is validated config, never raw input. */
 export function renderNginxConfig(
   config: StackConfig,
   host: NginxHost,
 ): string {
+  assertRenderable(config, host);
   const dir = config.runtimeDir;
   const layout = runtimeLayout(dir);
   const rate = config.rateLimit;
@@ -114,11 +164,17 @@ export function renderNginxConfig(
     LISTEN_IPV6: host.ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
+    // nginx resolves the client only for its own use (rate limit, log);
+    // the worker reports the address from the same two facts, by the
+    // service's rules (service/client_ip.ts).
     REAL_IP: config.trustedProxies.length === 0 ? "" : [
       ...config.trustedProxies.map((p) => `  set_real_ip_from ${p};`),
       "  real_ip_header X-Forwarded-For;",
       "  real_ip_recursive on;",
     ].join("\n"),
+    FORWARDED_FOR: config.trustedProxies.length === 0
+      ? '""'
+      : "$http_x_forwarded_for",
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
       `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",

@@ -43,8 +43,9 @@ export function serviceFlags(config: Partial<ServiceConfig>): string[] {
 
 /**
  * The supervisor's flags: its runtime directory, the workers' sockets,
- * nginx, deno, `setsid` and `kill` (for nginx's process group), and its own
- * uid to decide how nginx drops privileges.
+ * PORT (to check it is free), nginx, deno, `setsid` and `kill` (for nginx's
+ * process group), `useradd`, `stat` and `realpath`, and its own uid to
+ * decide how nginx drops privileges.
  */
 export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;
@@ -55,22 +56,30 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
     "--quiet",
     `--allow-env=${STACK_ENV.join(",")}`,
     `--allow-read=${
-      [dir, "/etc/group", ...(config.workerBundle ? [config.workerBundle] : [])]
-        .join(",")
+      [
+        dir,
+        "/etc/group",
+        "/etc/passwd",
+        ...(config.workerBundle ? [config.workerBundle] : []),
+      ].join(",")
     }`,
     `--allow-write=${dir}`,
     // Exact paths: a directory does not scope unix connects. [::]:0 is
-    // the probe for IPv6 support.
+    // the probe for IPv6 support, PORT the check that it is free.
     `--allow-net=${
       [
         "[::]:0",
+        `0.0.0.0:${config.port}`,
+        `[::]:${config.port}`,
         ...Array.from(
           { length: config.workers },
           (_, i) => `unix:${workerSocket(dir, i)}`,
         ),
       ].join(",")
     }`,
-    `--allow-run=nginx,setsid,kill,${denoPath}`,
+    // useradd: nginx's own account as root (nginx_user.ts); stat and
+    // realpath: the directories above RUNTIME_DIR (prepare_runtime_dir.ts).
+    `--allow-run=nginx,setsid,kill,useradd,stat,realpath,${denoPath}`,
     "--allow-sys=uid",
   ];
 }

@@ -15,13 +15,19 @@ import {
   ConfigError,
   DEFAULTS,
   loadStackConfig,
+  MAX_SOCKET_PATH,
   type StackConfig,
 } from "../service/config.ts";
 import { createLogger, type Logger } from "../service/log.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { serviceFlags } from "./permissions.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
-import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
+import { type NginxAccount, nginxAccount } from "./nginx_user.ts";
+import {
+  prepareRuntimeDir,
+  type RuntimeDir,
+  RuntimeDirError,
+} from "./prepare_runtime_dir.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const PROJECT_DIR = new URL("..", import.meta.url).pathname;
@@ -34,45 +40,6 @@ export function bundleArgs(output: string): string[] {
 /** The workers' program: the shipped bundle, or main.ts bundled at start. */
 function workerProgram(config: StackConfig): string {
   return config.workerBundle ?? runtimeLayout(config.runtimeDir).workerScript;
-}
-
-// Workers run main.ts bundled into one file: loading ipaddr.js, a CommonJS
-// package, through Deno's npm support costs each worker ~7 MiB. The image
-// ships that bundle (WORKER_BUNDLE), built once with the image; otherwise
-// main.ts is bundled into the runtime dir now. Exits 2 if the shipped
-// bundle is not a readable file, 1 if bundling fails.
-async function prepareWorkerProgram(
-  config: StackConfig,
-  logger: Logger,
-): Promise<void> {
-  if (config.workerBundle) {
-    try {
-      if ((await Deno.stat(config.workerBundle)).isFile) return;
-    } catch {
-      // Reported below, the same way as a directory.
-    }
-    logger.error(
-      `Invalid WORKER_BUNDLE ${
-        JSON.stringify(config.workerBundle)
-      }: not a readable file`,
-    );
-    Deno.exit(2);
-  }
-  const bundle = await new Deno.Command(Deno.execPath(), {
-    args: bundleArgs(workerProgram(config)),
-    cwd: PROJECT_DIR,
-    // Plain text for the log line if it fails.
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!bundle.success) {
-    logger.error("could not bundle main.ts for the workers", {
-      output: new TextDecoder().decode(bundle.stderr).trim(),
-    });
-    Deno.exit(1);
-  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -102,17 +69,6 @@ export async function probeSocket(path: string): Promise<boolean> {
   }
 }
 
-// As root, nginx's workers switch to an unprivileged user; the sockets are
-// then shared with that user's group.
-async function unprivilegedGroup(): Promise<{ name: string; gid: number }> {
-  const lines = (await Deno.readTextFile("/etc/group")).split("\n");
-  for (const name of ["nogroup", "nobody"]) {
-    const line = lines.find((l) => l.startsWith(`${name}:`));
-    if (line) return { name, gid: Number(line.split(":")[2]) };
-  }
-  throw new Error("No nogroup or nobody group in /etc/group");
-}
-
 // nginx refuses `listen [::]` on a kernel without IPv6; try a bind first.
 function hasIpv6(): boolean {
   try {
@@ -136,28 +92,39 @@ async function nginxInstalled(): Promise<boolean> {
   }
 }
 
-async function prepareRuntimeDir(
-  config: StackConfig,
-  gid: number | undefined,
-): Promise<void> {
-  const layout = runtimeLayout(config.runtimeDir);
-  for (
-    const path of [layout.root, layout.sockets, layout.nginxTemp, layout.public]
-  ) {
-    await Deno.mkdir(path, { recursive: true });
-    // Only the service's user and group (nginx's workers) may enter.
-    await Deno.chmod(path, 0o750);
-    if (gid !== undefined) await Deno.chown(path, 0, gid);
+// Why nginx could not bind PORT where it listens, or undefined; checked
+// before anything is written, so that a busy port costs one line and leaves
+// nothing behind.
+function portProblem(port: number, ipv6: boolean): string | undefined {
+  for (const hostname of ipv6 ? ["0.0.0.0", "::"] : ["0.0.0.0"]) {
+    try {
+      Deno.listen({ hostname, port }).close();
+    } catch (err) {
+      return err instanceof Deno.errors.AddrInUse
+        ? "the address is in use by another program"
+        : `cannot listen there (${String(err)})`;
+    }
   }
-  for (const [path, file] of STATIC_FILES) {
-    const target = `${layout.public}${path}`;
-    const parent = target.slice(0, target.lastIndexOf("/"));
-    await Deno.mkdir(parent, { recursive: true });
-    if (gid !== undefined) await Deno.chown(parent, 0, gid);
-    await Deno.writeFile(target, bytesOf(file), { mode: 0o640 });
-    // nginx's ETag and Last-Modified come from the mtime (static_files.ts).
-    await Deno.utime(target, contentTime(file), contentTime(file));
-    if (gid !== undefined) await Deno.chown(target, 0, gid);
+  return undefined;
+}
+
+// The runtime directory, ready; or one line naming RUNTIME_DIR and exit 2.
+async function runtimeDirOrExit(
+  config: StackConfig,
+  account: NginxAccount | undefined,
+  logger: Logger,
+): Promise<RuntimeDir> {
+  try {
+    return await prepareRuntimeDir(config.runtimeDir, {
+      uid: Deno.uid()!,
+      gid: account?.gid,
+    });
+  } catch (err) {
+    const why = err instanceof RuntimeDirError ? err.message : String(err);
+    logger.error(
+      `Invalid RUNTIME_DIR ${JSON.stringify(config.runtimeDir)}: ${why}`,
+    );
+    Deno.exit(2);
   }
 }
 
@@ -187,7 +154,9 @@ class Supervisor {
         LOG_LEVEL: this.config.logLevel,
         HOST: "",
         PORT: "",
-        TRUSTED_PROXIES: "",
+        // nginx passes the TCP peer and X-Forwarded-For; the worker
+        // resolves the client by the service's rules.
+        TRUSTED_PROXIES: this.config.trustedProxies.join(","),
         FORWARDED_HEADER: "",
         IPV4_ORIGIN: this.config.origins.ipv4 ?? "",
         IPV6_ORIGIN: this.config.origins.ipv6 ?? "",
@@ -321,6 +290,131 @@ class Supervisor {
   }
 }
 
+// Workers run main.ts bundled into one file: loading ipaddr.js, a CommonJS
+// package, through Deno's npm support costs each worker ~7 MiB. The image
+// ships that bundle (WORKER_BUNDLE), built once with the image; otherwise
+// main.ts is bundled into the runtime dir now. A shipped bundle that is not
+// a readable file, or a full disk, is a bad setting (exit 2); a failed
+// build exits 1. Nothing half-written stays.
+async function prepareWorkerProgram(
+  config: StackConfig,
+  dir: RuntimeDir,
+  logger: Logger,
+): Promise<void> {
+  if (config.workerBundle) {
+    try {
+      if ((await Deno.stat(config.workerBundle)).isFile) return;
+    } catch {
+      // Reported below, the same way as a directory.
+    }
+    await dir.discard();
+    logger.error(
+      `Invalid WORKER_BUNDLE ${
+        JSON.stringify(config.workerBundle)
+      }: not a readable file`,
+    );
+    Deno.exit(2);
+  }
+  await dir.clear(dir.layout.workerScript);
+  const bundle = await new Deno.Command(Deno.execPath(), {
+    args: bundleArgs(dir.layout.workerScript),
+    cwd: PROJECT_DIR,
+    // Plain text for the log line if it fails.
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (bundle.success) return;
+  await dir.discard();
+  const output = new TextDecoder().decode(bundle.stderr).trim();
+  if (/No space left on device|os error 28/i.test(output)) {
+    logger.error(
+      `Invalid RUNTIME_DIR ${
+        JSON.stringify(config.runtimeDir)
+      }: no space left for the workers' program`,
+    );
+    Deno.exit(2);
+  }
+  logger.error("could not bundle main.ts for the workers", { output });
+  Deno.exit(1);
+}
+
+// Where the stack would live, before anything is written there: a PORT
+// nginx can bind, a RUNTIME_DIR short enough for its sockets' paths.
+function placeProblem(config: StackConfig, ipv6: boolean): string | undefined {
+  const portIssue = portProblem(config.port, ipv6);
+  if (portIssue) return `Invalid PORT ${config.port}: ${portIssue}`;
+  const socket = workerSocket(config.runtimeDir, config.workers - 1);
+  if (socket.length > MAX_SOCKET_PATH) {
+    return `Invalid RUNTIME_DIR ${
+      JSON.stringify(config.runtimeDir)
+    }: too long, its sockets' paths would pass ${MAX_SOCKET_PATH} bytes`;
+  }
+  return undefined;
+}
+
+/**
+ * Everything before the first process starts: PORT free, nginx's account,
+ * the runtime directory, nginx.conf written and checked, the workers'
+ * program. A bad setting ends it with one line and exit 2, and whatever it
+ * wrote is removed.
+ */
+async function prepareStack(
+  config: StackConfig,
+  logger: Logger,
+): Promise<{ dir: RuntimeDir; account?: NginxAccount }> {
+  const ipv6 = hasIpv6();
+  const problem = placeProblem(config, ipv6);
+  if (problem) {
+    logger.error(problem);
+    Deno.exit(2);
+  }
+  let account: NginxAccount | undefined;
+  if (Deno.uid() === 0) {
+    try {
+      account = await nginxAccount();
+    } catch (err) {
+      logger.error(String(err instanceof Error ? err.message : err));
+      Deno.exit(1);
+    }
+  }
+  const dir = await runtimeDirOrExit(config, account, logger);
+  const conf = dir.layout.nginxConf;
+  try {
+    await dir.writeFile(
+      conf,
+      renderNginxConfig(config, {
+        user: account && `${account.user} ${account.group}`,
+        ipv6,
+      }),
+    );
+  } catch (err) {
+    await dir.discard();
+    logger.error(
+      `Invalid RUNTIME_DIR ${
+        JSON.stringify(config.runtimeDir)
+      }: cannot write nginx.conf (${String(err)})`,
+    );
+    Deno.exit(2);
+  }
+  const check = await new Deno.Command("nginx", {
+    args: ["-t", "-q", "-c", conf, "-e", "stderr"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!check.success) {
+    await dir.discard();
+    logger.error("nginx rejected the rendered configuration", {
+      output: new TextDecoder().decode(check.stderr).trim(),
+    });
+    Deno.exit(2);
+  }
+  await prepareWorkerProgram(config, dir, logger);
+  return { dir, account };
+}
+
 /** Runs the stack until a signal stops it (`deno task stack`). */
 export async function main(): Promise<void> {
   const started = performance.now();
@@ -339,43 +433,11 @@ export async function main(): Promise<void> {
     );
     Deno.exit(2);
   }
-  const group = Deno.uid() === 0 ? await unprivilegedGroup() : undefined;
-  try {
-    await prepareRuntimeDir(config, group?.gid);
-  } catch (err) {
-    logger.error(
-      `Invalid RUNTIME_DIR ${
-        JSON.stringify(config.runtimeDir)
-      }: cannot prepare it (${String(err)})`,
-    );
-    Deno.exit(2);
-  }
-  const layout = runtimeLayout(config.runtimeDir);
+  const { dir, account } = await prepareStack(config, logger);
+  const layout = dir.layout;
   const conf = layout.nginxConf;
-  await Deno.writeTextFile(
-    conf,
-    renderNginxConfig(config, {
-      user: group && `nobody ${group.name}`,
-      ipv6: hasIpv6(),
-    }),
-  );
-  const check = await new Deno.Command("nginx", {
-    args: ["-t", "-q", "-c", conf, "-e", "stderr"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!check.success) {
-    logger.error("nginx rejected the rendered configuration", {
-      config: conf,
-      output: new TextDecoder().decode(check.stderr).trim(),
-    });
-    Deno.exit(2);
-  }
 
-  await prepareWorkerProgram(config, logger);
-
-  const supervisor = new Supervisor(config, logger, group?.gid);
+  const supervisor = new Supervisor(config, logger, account?.gid);
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => supervisor.stop(signal));
   }
@@ -388,6 +450,7 @@ export async function main(): Promise<void> {
       workers: config.workers,
     });
     await supervisor.stopWorkers();
+    await dir.discard();
     Deno.exit(1);
   }
   const nginx = supervisor.startNginx(conf);
