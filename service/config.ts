@@ -6,6 +6,7 @@
  *
  * @module
  */
+import ipaddr from "ipaddr.js";
 import {
   type AddressRange,
   formatAddress,

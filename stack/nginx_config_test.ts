@@ -1,7 +1,14 @@
+// nginx.conf as rendered: static locations and errors from their sources,
+// and config injection: whatever the environment holds, only the
+// validated, normalised form of a setting reaches nginx.conf.
 import assert from "node:assert/strict";
 import template from "../nginx/nginx.conf" with { type: "text" };
 import { ALLOW, COMMON_HEADERS } from "../service/common_headers.ts";
-import { loadStackConfig } from "../service/config.ts";
+import {
+  ConfigError,
+  loadStackConfig,
+  type StackConfig,
+} from "../service/config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
@@ -57,5 +64,113 @@ Deno.test("each error nginx raises is JSON with each common header once", () => 
     }
     const body = JSON.stringify({ error: message });
     assert.ok(lines.includes(`return ${status} '${body}\\n';`), raised);
+  }
+});
+
+const HOST = { ipv6: true };
+const env = (vars: Record<string, string>) => (name: string) => vars[name];
+
+// Text that would end a directive and start another if it got through.
+const HOSTILE = [
+  ";set_real_ip_from 0.0.0.0/0",
+  "1;}server{listen 1;",
+  "1 2",
+  "1\nuser root;",
+  '1"',
+  "1'",
+  "${x}",
+  "1#",
+];
+
+Deno.test("hostile values for every rendered setting stop at validation", () => {
+  const settings = [
+    "PORT",
+    "WORKERS",
+    "NGINX_WORKERS",
+    "RUNTIME_DIR",
+    "RATE_LIMIT",
+    "TRUSTED_PROXIES",
+  ];
+  for (const name of settings) {
+    for (const tail of HOSTILE) {
+      for (
+        const value of [
+          tail,
+          `8${tail}`,
+          `/tmp/x${tail}`,
+          `10.0.0.1${tail}`,
+          `fe80::1%eth0${tail}`,
+          `10.0.0.0/8,${tail}`,
+        ]
+      ) {
+        assert.throws(
+          () => loadStackConfig(env({ [name]: value })),
+          ConfigError,
+          `${name}=${JSON.stringify(value)}`,
+        );
+      }
+    }
+  }
+  // The case that got through: a zone id stripped for validation only.
+  assert.throws(
+    () =>
+      loadStackConfig(
+        env({ TRUSTED_PROXIES: "fe80::1%eth0;set_real_ip_from 127.0.0.1" }),
+      ),
+    ConfigError,
+  );
+});
+
+Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
+  const config = loadStackConfig(
+    env({
+      TRUSTED_PROXIES: " 10.1.2.3/8 , ::FFFF:192.0.2.0/120, 2001:DB8::1 ",
+      RUNTIME_DIR: "/run//ip-timestamp/./x/",
+      PORT: "08080",
+    }),
+    2,
+  );
+  const text = renderNginxConfig(config, HOST);
+  const realIp = text.split("\n").filter((l) => l.includes("set_real_ip_from"))
+    .map((l) => l.trim());
+  assert.deepEqual(realIp, [
+    "set_real_ip_from 10.0.0.0/8;",
+    "set_real_ip_from 192.0.2.0/24;",
+    "set_real_ip_from 2001:db8::1/128;",
+  ]);
+  assert.match(text, /^pid \/run\/ip-timestamp\/x\/nginx\.pid;$/m);
+  assert.match(text, /^ {4}listen 8080 /m);
+  assert.ok(!text.includes("/run//") && !text.includes("/./"));
+});
+
+Deno.test("the renderer refuses any field not in normal form, however it came", () => {
+  const good = loadStackConfig(env({ TRUSTED_PROXIES: "10.0.0.0/8" }), 2);
+  renderNginxConfig(good, HOST);
+  const bad: [Partial<StackConfig>, string][] = [
+    [{ trustedProxies: ["10.0.0.0/8;allow all"] }, "trustedProxies"],
+    [{ trustedProxies: ["fe80::1%eth0"] }, "trustedProxies"],
+    [{ trustedProxies: ["10.1.2.3/8"] }, "trustedProxies"],
+    [{ runtimeDir: "/tmp/x;y" }, "runtimeDir"],
+    [{ runtimeDir: "/tmp/x y" }, "runtimeDir"],
+    [{ runtimeDir: "/tmp/../etc" }, "runtimeDir"],
+    [{ port: 80.5 }, "port"],
+    [{ port: 0 }, "port"],
+    [{ workers: 65 }, "workers"],
+    [{ nginxWorkers: NaN }, "nginxWorkers"],
+    [{ rateLimit: -1 }, "rateLimit"],
+  ];
+  for (const [change, field] of bad) {
+    assert.throws(
+      () => renderNginxConfig({ ...good, ...change }, HOST),
+      new RegExp(`Refusing to render nginx\\.conf: ${field} `),
+      JSON.stringify(change),
+    );
+  }
+  for (const user of ["nobody nogroup;", "root", "a b c", "x\ny z"]) {
+    assert.throws(
+      () => renderNginxConfig(good, { ...HOST, user }),
+      /Refusing to render nginx\.conf: user /,
+      user,
+    );
   }
 });

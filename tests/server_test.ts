@@ -4,16 +4,43 @@ import assert from "node:assert/strict";
 import {
   denoTask,
   freePort,
+  onFreePort,
+  PortTaken,
   run,
   type Running,
+  saysPortTaken,
   staleSocket,
   stdoutOf,
 } from "./test_util.ts";
+import {
+  FORWARDING_CASES,
+  TABLE_PEER,
+  TABLE_TRUSTED,
+} from "./forwarding_cases.ts";
 
 async function started(env: Record<string, string>): Promise<Running> {
   const proc = denoTask("start", env);
-  await proc.waitFor(/"msg":"listening"/);
+  try {
+    await proc.waitFor(/"msg":"listening"/);
+  } catch (err) {
+    proc.child.kill("SIGTERM");
+    await proc.child.status.catch(() => {});
+    await proc.drained;
+    if (saysPortTaken(proc.stderr)) throw new PortTaken(String(err));
+    throw err;
+  }
   return proc;
+}
+
+/** The service on TCP at 127.0.0.1 (or `host`), on a port free for it. */
+function startedOnPort(
+  env: Record<string, string> = {},
+  host = "127.0.0.1",
+): Promise<{ proc: Running; port: number }> {
+  return onFreePort(async (port) => ({
+    proc: await started({ HOST: host, ...env, PORT: String(port) }),
+    port,
+  }));
 }
 
 async function stopped(proc: Running, signal: Deno.Signal = "SIGTERM") {
@@ -43,8 +70,7 @@ async function rawGet(
 }
 
 Deno.test("deno task start serves the contract on TCP", async () => {
-  const port = freePort();
-  const proc = await started({ PORT: String(port), HOST: "127.0.0.1" });
+  const { proc, port } = await startedOnPort();
   try {
     const res = await fetch(`http://127.0.0.1:${port}/`);
     const json = await res.json();
@@ -62,8 +88,7 @@ Deno.test("deno task start serves the contract on TCP", async () => {
 });
 
 Deno.test("on IPv6, [::1] comes back as ::1", async () => {
-  const port = freePort();
-  const proc = await started({ PORT: String(port), HOST: "::1" });
+  const { proc, port } = await startedOnPort({}, "::1");
   try {
     const res = await fetch(`http://[::1]:${port}/ip`);
     assert.equal(await res.text(), "::1\n");
@@ -85,6 +110,14 @@ Deno.test("bad settings stop the start with one line and exit code 2", async () 
         { OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" },
         "OTEL_EXPORTER_OTLP_ENDPOINT",
       ],
+      // Spellings ipaddr.js alone would take, and a zone id.
+      [{ HOST: "::1%lo" }, "HOST"],
+      [{ HOST: "2130706433" }, "HOST"],
+      [{ HOST: "0x7f.1" }, "HOST"],
+      [{ HOST: "127.0.0.1 " }, "HOST"],
+      [{ SOCKET: "/nonexistent-dir/w.sock" }, "SOCKET"],
+      [{ SOCKET: "/etc/hostname/w.sock" }, "SOCKET"],
+      [{ SOCKET: `/tmp/${"s".repeat(120)}.sock` }, "SOCKET"],
     ] as [Record<string, string>, string][]
   ) {
     const proc = denoTask("start", env);
@@ -93,7 +126,10 @@ Deno.test("bad settings stop the start with one line and exit code 2", async () 
     assert.equal(status.code, 2, name);
     const lines = proc.stderr.filter((l) => l.startsWith("{"));
     assert.equal(lines.length, 1, proc.stderr.join("\n"));
-    assert.match(JSON.parse(lines[0]).msg, new RegExp(`^Invalid ${name}`));
+    assert.match(
+      JSON.parse(lines[0]).msg,
+      new RegExp(`^(Invalid|Cannot listen on) ${name}`),
+    );
     assert.equal(proc.stdout.join(""), "");
   }
 });
@@ -107,9 +143,11 @@ Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed 
     let res = await rawGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
     assert.equal(res.status, 200);
     assert.equal(res.body, "2001:db8::7\n");
-    res = await rawGet(socket, "/ip", { "x-real-ip": "evil<script>" });
-    assert.equal(res.status, 400);
-    assert.doesNotMatch(res.body, /evil/);
+    for (const evil of ["evil<script>", "1.2.3.4%<script>", "0.0.0.0"]) {
+      res = await rawGet(socket, "/ip", { "x-real-ip": evil });
+      assert.equal(res.status, 400, evil);
+      assert.doesNotMatch(res.body, /evil|script|0\.0\.0\.0/);
+    }
     res = await rawGet(socket, "/ip");
     assert.equal(res.status, 400);
   } finally {
@@ -149,8 +187,7 @@ Deno.test("a stale socket from a crash is removed; a regular file or live socket
 });
 
 Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async () => {
-  const port = freePort();
-  const proc = await started({ PORT: String(port), HOST: "127.0.0.1" });
+  const { proc, port } = await startedOnPort();
   const encode = (s: string) => new TextEncoder().encode(s);
   const request = encode("GET /ip HTTP/1.1\r\nHost: x\r\n\r\n");
   // Keep-alive connections the server has accepted and answered once.
@@ -188,12 +225,7 @@ Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async (
 
 Deno.test("per-request log lines only at LOG_LEVEL=debug", async () => {
   for (const [level, expected] of [["info", false], ["debug", true]] as const) {
-    const port = freePort();
-    const proc = await started({
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: level,
-    });
+    const { proc, port } = await startedOnPort({ LOG_LEVEL: level });
     await (await fetch(`http://127.0.0.1:${port}/ip`, {
       headers: { "x-request-id": "dbg-1" },
     })).text();
@@ -245,11 +277,10 @@ Deno.test("the bench's bare server answers GET / with the service's bytes", asyn
   // bench/bench.ts measures the service against it as Deno's limit: the
   // comparison is fair only while the answers are the same.
   const dir = await Deno.makeTempDir();
-  const port = freePort(), barePort = freePort();
-  const service = [
-    await started({ SOCKET: `${dir}/s.sock` }),
-    await started({ PORT: String(port), HOST: "127.0.0.1" }),
-  ];
+  const barePort = freePort();
+  const onPort = await startedOnPort();
+  const port = onPort.port;
+  const service = [await started({ SOCKET: `${dir}/s.sock` }), onPort.proc];
   const bare = [
     run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
       env: { SOCKET: `${dir}/b.sock` },
@@ -277,5 +308,69 @@ Deno.test("the bench's bare server answers GET / with the service's bytes", asyn
     for (const b of bare) await stopped(b);
     for (const s of service) await stopped(s);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** curl from a source address, for what fetch cannot do. */
+function curlFrom(source: string, url: string, headers: string[]) {
+  return stdoutOf("curl", [
+    "-sS",
+    "--interface",
+    source,
+    ...headers.flatMap((h) => ["-H", h]),
+    url,
+  ]);
+}
+
+Deno.test("the forwarding table, through the service alone", async () => {
+  const { proc, port } = await startedOnPort({
+    TRUSTED_PROXIES: TABLE_TRUSTED,
+  });
+  try {
+    for (const [lines, expected] of FORWARDING_CASES) {
+      const answer = await curlFrom(
+        TABLE_PEER,
+        `http://127.0.0.1:${port}/ip`,
+        lines.map((l) => `X-Forwarded-For: ${l}`),
+      );
+      assert.equal(answer, expected + "\n", JSON.stringify(lines));
+    }
+  } finally {
+    await stopped(proc);
+  }
+});
+
+Deno.test("a client's unbalanced quote in Forwarded cannot hide the proxy's element", async () => {
+  const { proc, port } = await startedOnPort({
+    FORWARDED_HEADER: "forwarded",
+    TRUSTED_PROXIES: "127.0.0.1",
+  });
+  try {
+    const url = `http://127.0.0.1:${port}/ip`;
+    // The client wrote the first line; the trusted proxy appended the second.
+    assert.equal(
+      await curlFrom("127.0.0.1", url, [
+        'Forwarded: for=6.6.6.6, a="',
+        "Forwarded: for=9.9.9.9",
+      ]),
+      "9.9.9.9\n",
+    );
+    assert.equal(
+      await curlFrom("127.0.0.1", url, [
+        'Forwarded: for=6.6.6.6, a="x, for=1.1.1.1"',
+        'Forwarded: for="[2001:db8::9]:443";proto=https',
+      ]),
+      "2001:db8::9\n",
+    );
+    // Malformed or impossible last elements: the proxy itself, never a guess.
+    for (const last of ["for=0.0.0.0", "for=6.6.6.6 x", "for=[::1]"]) {
+      assert.equal(
+        await curlFrom("127.0.0.1", url, [`Forwarded: ${last}`]),
+        "127.0.0.1\n",
+        last,
+      );
+    }
+  } finally {
+    await stopped(proc);
   }
 });

@@ -9,6 +9,46 @@ import { STATIC_FILES } from "../service/static_files.ts";
 // The bench starts servers the same way, and owns these two.
 export { freePort, PROJECT_DIR };
 
+// A port from freePort is free only until someone binds it: start servers
+// through onFreePort.
+
+/** A start that failed because its port was taken between probe and bind. */
+export class PortTaken extends Error {
+  override name = "PortTaken";
+}
+
+/** Whether a process's output says its port was in use. */
+export function saysPortTaken(lines: string[]): boolean {
+  return lines.some((l) => /address is in use|Address already in use/.test(l));
+}
+
+/**
+ * Runs `start` on a free port; if the port was taken meanwhile (`start`
+ * throws {@linkcode PortTaken}), again on another, up to five times.
+ */
+export async function onFreePort<T>(
+  start: (port: number) => Promise<T>,
+  ports: () => number = freePort,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start(ports());
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 5) throw err;
+    }
+  }
+}
+
+/**
+ * A temporary directory that nginx's workers may pass through (as root
+ * they run as another user), for a runtime directory the stack creates.
+ */
+export async function openTempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
 /** Where a command is on PATH (or in /usr/sbin, /sbin), if anywhere. */
 export function commandPath(name: string): string | undefined {
   for (
@@ -196,42 +236,77 @@ export interface Stack extends Running {
   cleanup(): Promise<void>;
 }
 
+// Stops a process that did not come up, and waits for it.
+async function abandon(running: Running): Promise<void> {
+  try {
+    running.child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  await running.child.status;
+  await running.drained;
+}
+
 /** Extra settings for a stack, or a function of its port that makes them. */
 export type StackEnv =
   | Record<string, string>
   | ((port: number) => Record<string, string>);
 
-/** Starts `deno task stack` and waits for its ready line. */
+/**
+ * Starts `deno task stack` on a free port (another if the port is taken
+ * under it) and a fresh runtime directory, and waits for its ready line.
+ * If it never gets ready, nothing of it is left: no process, no directory.
+ */
 export async function startStack(
   env: StackEnv = {},
+  ports: () => number = freePort,
 ): Promise<Stack> {
-  const port = freePort();
-  const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
-  const running = denoTask("stack", {
-    PORT: String(port),
-    RUNTIME_DIR: runtimeDir,
-    WORKERS: "2",
-    RATE_LIMIT: "0",
-    ...(typeof env === "function" ? env(port) : env),
-  });
-  await running.waitFor(/"msg":"ready"/);
-  return {
-    ...running,
-    port,
-    runtimeDir,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      try {
-        running.child.kill("SIGTERM");
-      } catch {
-        // Already gone.
+  const base = await openTempDir("ip-timestamp-test-");
+  const fixed = typeof env === "function" ? undefined : env;
+  const runtimeDir = fixed?.RUNTIME_DIR ?? `${base}/run`;
+  const start = async (port: number): Promise<Stack> => {
+    const running = denoTask("stack", {
+      PORT: String(port),
+      RUNTIME_DIR: runtimeDir,
+      WORKERS: "2",
+      RATE_LIMIT: "0",
+      ...(typeof env === "function" ? env(port) : env),
+    });
+    try {
+      await running.waitFor(/"msg":"ready"/, 30_000);
+    } catch (err) {
+      await abandon(running);
+      const output = [...running.stdout, ...running.stderr];
+      if (fixed?.PORT === undefined && saysPortTaken(output)) {
+        throw new PortTaken(String(err));
       }
-      const { code } = await running.child.status;
-      await running.drained;
-      return code;
-    },
-    cleanup: () => Deno.remove(runtimeDir, { recursive: true }).catch(() => {}),
+      throw err;
+    }
+    return {
+      ...running,
+      port,
+      runtimeDir,
+      url: `http://127.0.0.1:${port}`,
+      async stop() {
+        try {
+          running.child.kill("SIGTERM");
+        } catch {
+          // Already gone.
+        }
+        const { code } = await running.child.status;
+        await running.drained;
+        return code;
+      },
+      cleanup: () => Deno.remove(base, { recursive: true }).catch(() => {}),
+    };
   };
+  try {
+    const pick = fixed?.PORT === undefined ? ports : () => Number(fixed.PORT);
+    return await onFreePort(start, pick);
+  } catch (err) {
+    await Deno.remove(base, { recursive: true }).catch(() => {});
+    throw err;
+  }
 }
 
 /** Runs `body` against a fresh stack, then stops it and removes its files. */
