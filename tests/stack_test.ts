@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   freePort,
   needs,
+  openTempDir,
   PROJECT_DIR,
   rawRequest,
   run,
@@ -14,6 +15,11 @@ import {
   withStack,
 } from "./test_util.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
+import {
+  FORWARDING_CASES,
+  TABLE_PEER,
+  TABLE_TRUSTED,
+} from "./forwarding_cases.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import { bundleArgs } from "../stack/supervisor.ts";
 import { wrk } from "../bench/wrk.ts";
@@ -266,6 +272,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the forwarding table, through the stack: the service's answers",
+  ignore: !ready,
+  fn: () =>
+    withStack({ TRUSTED_PROXIES: TABLE_TRUSTED }, async (stack) => {
+      for (const [lines, expected] of FORWARDING_CASES) {
+        const answer = await curl(
+          "--interface",
+          TABLE_PEER,
+          ...lines.flatMap((l) => ["-H", `X-Forwarded-For: ${l}`]),
+          `${stack.url}/ip`,
+        );
+        assert.equal(answer, expected + "\n", JSON.stringify(lines));
+      }
+      // From an untrusted address the header is not read at all.
+      assert.equal(
+        await curl("-H", "X-Forwarded-For: 198.51.100.9", `${stack.url}/ip`),
+        "127.0.0.1\n",
+      );
+    }),
+});
+
+Deno.test({
   name: "bad requests get JSON 4xx answers and the stack keeps serving",
   ignore: !ready,
   fn: () =>
@@ -475,43 +503,227 @@ Deno.test({
   name: "a stale socket left by a crash does not stop a restart",
   ignore: !ready,
   fn: async () => {
-    const runtimeDir = await Deno.makeTempDir();
+    const first = await startStack();
     try {
-      await Deno.mkdir(runtimeLayout(runtimeDir).sockets);
-      await staleSocket(workerSocket(runtimeDir, 0));
-      assert.ok((await Deno.lstat(workerSocket(runtimeDir, 0))).isSocket);
-      await withStack({ RUNTIME_DIR: runtimeDir }, async (stack) => {
+      await first.stop();
+      await staleSocket(workerSocket(first.runtimeDir, 0));
+      assert.ok((await Deno.lstat(workerSocket(first.runtimeDir, 0))).isSocket);
+      await withStack({ RUNTIME_DIR: first.runtimeDir }, async (stack) => {
         assert.equal(
           (await (await fetch(`${stack.url}/healthz`)).json()).status,
           "ok",
         );
       });
     } finally {
-      await Deno.remove(runtimeDir, { recursive: true });
+      await first.cleanup();
+    }
+  },
+});
+
+/** Runs the stack to its exit; for starts that must fail. */
+async function failedStart(env: Record<string, string>) {
+  const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+    env: { PORT: String(freePort()), ...env },
+  });
+  // A stack that starts anyway is stopped (exit 0), not waited on.
+  const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
+  const { code } = await proc.child.status;
+  clearTimeout(deadline);
+  await proc.drained;
+  const lines = proc.stderr.filter((l) => l.startsWith("{"));
+  return { code, lines, proc };
+}
+
+/** Asserts one JSON log line naming `setting`, exit code 2. */
+function assertRefused(
+  result: { code: number; lines: string[]; proc: { stderr: string[] } },
+  setting: string,
+) {
+  assert.equal(result.code, 2, result.proc.stderr.join("\n"));
+  assert.equal(result.lines.length, 1, result.proc.stderr.join("\n"));
+  assert.match(
+    JSON.parse(result.lines[0]).msg,
+    new RegExp(`^Invalid ${setting}`),
+  );
+  assert.equal(result.proc.stderr.length, 1, "nothing but that line");
+}
+
+Deno.test({
+  name:
+    "a planted runtime directory is refused: no link followed, nothing chowned",
+  ignore: !ready || Deno.uid() !== 0,
+  fn: async () => {
+    const base = await openTempDir("ip-timestamp-planted-");
+    try {
+      const victim = `${base}/victim.conf`;
+      await Deno.writeTextFile(victim, "keep me");
+      const victimDir = `${base}/victim-dir`;
+      await Deno.mkdir(victimDir, { mode: 0o700 });
+      // Made by nobody before the stack's first start, as anyone can in /tmp.
+      const planted = `${base}/run`;
+      await Deno.mkdir(`${planted}/public`, { recursive: true });
+      await Deno.symlink(victim, `${planted}/nginx.conf`);
+      await Deno.symlink(victimDir, `${planted}/public/static`);
+      await Deno.chown(`${planted}/public`, 65534, 65534);
+      await Deno.chown(planted, 65534, 65534);
+      // One of root's own with a directory where the stack writes a file.
+      const own = `${base}/own`;
+      await Deno.mkdir(`${own}/worker.js`, { recursive: true, mode: 0o755 });
+      await Deno.chmod(own, 0o755);
+      // And a shared directory, writable by all like /tmp.
+      const shared = `${base}/shared`;
+      await Deno.mkdir(shared);
+      await Deno.chmod(shared, 0o1777);
+      for (const dir of [planted, own, shared, "/tmp"]) {
+        assertRefused(await failedStart({ RUNTIME_DIR: dir }), "RUNTIME_DIR");
+      }
+      assert.equal(await Deno.readTextFile(victim), "keep me");
+      const info = await Deno.stat(victimDir);
+      assert.deepEqual([info.uid, info.gid, info.mode! & 0o7777], [
+        0,
+        0,
+        0o700,
+      ]);
+      assert.deepEqual([...Deno.readDirSync(victimDir)], []);
+      const plantedInfo = await Deno.stat(planted);
+      assert.deepEqual([plantedInfo.uid, plantedInfo.gid], [65534, 65534]);
+      assert.equal((await Deno.stat(shared)).mode! & 0o7777, 0o1777);
+      assert.deepEqual([...Deno.readDirSync(shared)], []);
+      assert.deepEqual([...Deno.readDirSync(own)].map((e) => e.name), [
+        "worker.js",
+      ]);
+    } finally {
+      await Deno.remove(base, { recursive: true });
     }
   },
 });
 
 Deno.test({
-  name: "a stack that cannot bundle its workers says why and exits 1",
+  name: "the workers' sockets are closed to nobody and nogroup, open to nginx",
+  ignore: !ready || Deno.uid() !== 0 || !needs("runuser"),
+  fn: () =>
+    withStack({}, async (stack) => {
+      const socket = workerSocket(stack.runtimeDir, 0);
+      // Whoever runs as nobody or in nogroup cannot reach a worker, and so
+      // cannot tell it a client address.
+      for (const group of ["nogroup", "nobody"]) {
+        const out = await new Deno.Command("runuser", {
+          args: [
+            "-u",
+            "nobody",
+            "-g",
+            group,
+            "--",
+            "curl",
+            "-sS",
+            "--unix-socket",
+            socket,
+            "-H",
+            "X-Real-IP: 6.6.6.6",
+            "http://x/ip",
+          ],
+          stdout: "piped",
+          stderr: "null",
+        }).output().catch(() => undefined);
+        if (out === undefined) continue; // No such group here.
+        assert.equal(new TextDecoder().decode(out.stdout), "", group);
+        assert.notEqual(out.code, 0);
+      }
+      // nginx's workers run as the stack's own account, which alone may.
+      const master = (await Deno.readTextFile(
+        runtimeLayout(stack.runtimeDir).nginxPid,
+      )).trim();
+      const users = (await stdoutOf("ps", [
+        "--ppid",
+        master,
+        "-o",
+        "user:32=",
+      ])).trim().split("\n").map((u) => u.trim());
+      assert.ok(users.length >= 1);
+      assert.ok(users.every((u) => u === "ip-timestamp"), users.join(","));
+      assert.equal(
+        await (await fetch(`${stack.url}/ip`)).text(),
+        "127.0.0.1\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a full disk under RUNTIME_DIR: one line, exit 2, nothing left behind",
+  ignore: !ready || Deno.uid() !== 0,
+  fn: async () => {
+    const mount = await openTempDir("ip-timestamp-full-");
+    // Room for nginx.conf and the static files, not for the workers' program.
+    const mounted = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", mount],
+    }).output();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      const result = await failedStart({ RUNTIME_DIR: `${mount}/run` });
+      assertRefused(result, "RUNTIME_DIR");
+      assert.match(JSON.parse(result.lines[0]).msg, /no space/i);
+      assert.deepEqual([...Deno.readDirSync(mount)], []);
+      assert.equal(await stdoutOf("pgrep", ["-f", mount]), "");
+    } finally {
+      await new Deno.Command("umount", { args: [mount] }).output();
+      await Deno.remove(mount, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a PORT held by another program: one line naming PORT, exit 2",
   ignore: !ready,
   fn: async () => {
-    const runtimeDir = await Deno.makeTempDir();
+    const base = await openTempDir("ip-timestamp-port-");
+    const holder = Deno.listen({ hostname: "0.0.0.0", port: 0 });
     try {
-      // A directory where the bundle must go: deno bundle cannot write it.
-      await Deno.mkdir(runtimeLayout(runtimeDir).workerScript);
-      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-        env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
+      const port = (holder.addr as Deno.NetAddr).port;
+      const result = await failedStart({
+        PORT: String(port),
+        RUNTIME_DIR: `${base}/run`,
       });
-      assert.equal((await proc.child.status).code, 1);
-      await proc.drained;
-      assert.match(
-        proc.stderr.join("\n") + proc.stdout.join("\n"),
-        /could not bundle main\.ts for the workers/,
-      );
-      assert.equal(await stdoutOf("pgrep", ["-f", runtimeDir]), "");
+      assertRefused(result, "PORT");
+      assert.match(JSON.parse(result.lines[0]).msg, new RegExp(`${port}`));
+      assert.deepEqual([...Deno.readDirSync(base)], [], "nothing written");
+      assert.equal(await stdoutOf("pgrep", ["-f", base]), "");
     } finally {
-      await Deno.remove(runtimeDir, { recursive: true });
+      holder.close();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "startStack takes another port when its port is taken, and leaves nothing when a start fails",
+  ignore: !ready,
+  fn: async () => {
+    // Its temp directories go here, where no other test's do.
+    const tempRoot = await openTempDir("ip-timestamp-root-");
+    const holder = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+    const held = (holder.addr as Deno.NetAddr).port;
+    try {
+      // The race: a port free when probed, taken by the time nginx binds.
+      const ports = [held];
+      const stack = await startStack({}, {
+        ports: () => ports.shift() ?? freePort(),
+        tempRoot,
+      });
+      try {
+        assert.notEqual(stack.port, held);
+        assert.equal((await fetch(`${stack.url}/healthz`)).status, 200);
+      } finally {
+        await stack.stop();
+        await stack.cleanup();
+      }
+      assert.deepEqual([...Deno.readDirSync(tempRoot)], []);
+      await assert.rejects(startStack({ PORT: String(held) }, { tempRoot }));
+      assert.deepEqual([...Deno.readDirSync(tempRoot)], [], "left behind");
+      assert.equal(await stdoutOf("pgrep", ["-f", tempRoot]), "");
+    } finally {
+      holder.close();
+      await Deno.remove(tempRoot, { recursive: true });
     }
   },
 });
@@ -565,6 +777,17 @@ Deno.test({
           { WORKER_BUNDLE: "/proc/no-such-dir/worker.js" },
           /Invalid WORKER_BUNDLE/,
         ],
+        // A zone id was once stripped for validation but rendered as given.
+        [
+          { TRUSTED_PROXIES: "fe80::1%eth0;set_real_ip_from 127.0.0.1" },
+          /Invalid TRUSTED_PROXIES/,
+        ],
+        [
+          { TRUSTED_PROXIES: "10.0.0.0/8;allow all" },
+          /Invalid TRUSTED_PROXIES/,
+        ],
+        [{ RUNTIME_DIR: "/tmp/x;y" }, /Invalid RUNTIME_DIR/],
+        [{ PORT: "8080;" }, /Invalid PORT/],
       ] as [Record<string, string>, RegExp][]
     ) {
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {

@@ -259,9 +259,19 @@ export type StackEnv =
  */
 export async function startStack(
   env: StackEnv = {},
-  ports: () => number = freePort,
+  options: {
+    /** Where ports come from (a test of the retry hands out a taken one). */
+    ports?: () => number;
+    /** Where the temp directory goes (default: the system's). */
+    tempRoot?: string;
+  } = {},
 ): Promise<Stack> {
-  const base = await openTempDir("ip-timestamp-test-");
+  const base = await Deno.makeTempDir({
+    prefix: "ip-timestamp-test-",
+    dir: options.tempRoot,
+  });
+  await Deno.chmod(base, 0o755);
+  const ports = options.ports ?? freePort;
   const fixed = typeof env === "function" ? undefined : env;
   const runtimeDir = fixed?.RUNTIME_DIR ?? `${base}/run`;
   const start = async (port: number): Promise<Stack> => {
