@@ -118,7 +118,11 @@ export function stopper(
 /** `deno task stack` on a free port and a fresh runtime directory. */
 export async function startStack(): Promise<Server> {
   const port = freePort();
-  const runtimeDir = await Deno.makeTempDir({ prefix: "bench-stack-" });
+  // The stack creates its runtime directory itself, in a directory nginx's
+  // workers may pass through (as root they run as another user).
+  const base = await Deno.makeTempDir({ prefix: "bench-stack-" });
+  await Deno.chmod(base, 0o755);
+  const runtimeDir = `${base}/run`;
   const child = spawn(Deno.execPath(), ["task", "-q", "stack"], {
     PORT: String(port),
     RUNTIME_DIR: runtimeDir,
