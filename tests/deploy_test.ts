@@ -14,7 +14,13 @@ import denoJson from "../deno.json" with { type: "json" };
 import { ROUTES } from "../service/app.ts";
 import { REQUEST_ID_PATTERN } from "../service/answer.ts";
 import { DEFAULTS, SERVICE_ENV } from "../service/config.ts";
-import { freePort, run, stdoutOf } from "./test_util.ts";
+import {
+  onFreePort,
+  PortTaken,
+  run,
+  saysPortTaken,
+  stdoutOf,
+} from "./test_util.ts";
 import { podRun } from "./pod_args.ts";
 
 restoreWarnings();
@@ -157,47 +163,56 @@ Deno.test("one Deno version across Dockerfile, workflow and .ci/run", () => {
   assert.equal(read("./.ci/run").match(/^DENO_VERSION=(\S+)$/m)![1], docker);
 });
 
-Deno.test("the executable's flags serve its own address and refuse any other", async () => {
-  const port = freePort();
-  const env = { HOST: "127.0.0.1", PORT: String(port) };
-  const target = "x86_64-pc-windows-msvc";
-  const flags = (await stdoutOf(
-    Deno.execPath(),
-    ["task", "-q", "flags", "compile"],
-    { env: { ...env, TARGET: target } },
-  )).trim().split(" ");
-  const allow = flags.filter((f) => f.startsWith("--allow"));
-  assert.deepEqual(allow, [
-    `--allow-env=${SERVICE_ENV.join(",")}`,
-    `--allow-net=127.0.0.1:${port}`,
-  ]);
-  assert.deepEqual(flags.filter((f) => !allow.includes(f)), [
-    "--frozen",
-    "--exclude-unused-npm",
-    "--target",
-    target,
-    "--output",
-    `dist/ip-timestamp-${target}`,
-  ]);
-  // Offline, deno compile cannot fetch its runtime: run main.ts as the
-  // executable does, with exactly those flags.
-  const other = run(Deno.execPath(), ["run", ...allow, "main.ts"], {
-    env: { ...env, PORT: String(port + 1) },
-  });
-  assert.equal((await other.child.status).code, 2);
-  await other.drained;
-  assert.match(other.stderr.join("\n"), /rebuild the executable/);
-  const own = run(Deno.execPath(), ["run", ...allow, "main.ts"], { env });
-  try {
-    await own.waitFor(/"msg":"listening"/);
-    const res = await fetch(`http://127.0.0.1:${port}/ip`);
-    assert.equal(await res.text(), "127.0.0.1\n");
-  } finally {
-    own.child.kill("SIGTERM");
-    await own.child.status;
-    await own.drained;
-  }
-});
+Deno.test("the executable's flags serve its own address and refuse any other", () =>
+  // Another port if this one is taken before main.ts binds it.
+  onFreePort(async (port) => {
+    const env = { HOST: "127.0.0.1", PORT: String(port) };
+    const target = "x86_64-pc-windows-msvc";
+    const flags = (await stdoutOf(
+      Deno.execPath(),
+      ["task", "-q", "flags", "compile"],
+      { env: { ...env, TARGET: target } },
+    )).trim().split(" ");
+    const allow = flags.filter((f) => f.startsWith("--allow"));
+    assert.deepEqual(allow, [
+      `--allow-env=${SERVICE_ENV.join(",")}`,
+      `--allow-net=127.0.0.1:${port}`,
+    ]);
+    assert.deepEqual(flags.filter((f) => !allow.includes(f)), [
+      "--frozen",
+      "--exclude-unused-npm",
+      "--target",
+      target,
+      "--output",
+      `dist/ip-timestamp-${target}`,
+    ]);
+    // Offline, deno compile cannot fetch its runtime: run main.ts as the
+    // executable does, with exactly those flags.
+    const other = run(Deno.execPath(), ["run", ...allow, "main.ts"], {
+      env: { ...env, PORT: String(port + 1) },
+    });
+    assert.equal((await other.child.status).code, 2);
+    await other.drained;
+    assert.match(other.stderr.join("\n"), /rebuild the executable/);
+    const own = run(Deno.execPath(), ["run", ...allow, "main.ts"], { env });
+    try {
+      await own.waitFor(/"msg":"listening"/).catch(async (err) => {
+        await own.child.status;
+        await own.drained;
+        throw saysPortTaken(own.stderr) ? new PortTaken(String(err)) : err;
+      });
+      const res = await fetch(`http://127.0.0.1:${port}/ip`);
+      assert.equal(await res.text(), "127.0.0.1\n");
+    } finally {
+      try {
+        own.child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await own.child.status;
+      await own.drained;
+    }
+  }));
 
 Deno.test("the compile task and the workflow build every target with those flags", () => {
   assert.match(

@@ -4,10 +4,13 @@ import assert from "node:assert/strict";
 import {
   freePort,
   needs,
+  onFreePort,
   openTempDir,
+  PortTaken,
   PROJECT_DIR,
   rawRequest,
   run,
+  saysPortTaken,
   type Stack,
   staleSocket,
   startStack,
@@ -520,18 +523,26 @@ Deno.test({
   },
 });
 
-/** Runs the stack to its exit; for starts that must fail. */
-async function failedStart(env: Record<string, string>) {
-  const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-    env: { PORT: String(freePort()), ...env },
+/**
+ * Runs the stack to its exit, for starts that must fail; on another free
+ * port if the one it was given was taken meanwhile.
+ */
+function failedStart(env: Record<string, string>) {
+  return onFreePort(async (port) => {
+    const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+      env: { PORT: String(port), ...env },
+    });
+    // A stack that starts anyway is stopped (exit 0), not waited on.
+    const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
+    const { code } = await proc.child.status;
+    clearTimeout(deadline);
+    await proc.drained;
+    const lines = proc.stderr.filter((l) => l.startsWith("{"));
+    if (env.PORT === undefined && saysPortTaken(lines)) {
+      throw new PortTaken(lines.join("\n"));
+    }
+    return { code, lines, proc };
   });
-  // A stack that starts anyway is stopped (exit 0), not waited on.
-  const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
-  const { code } = await proc.child.status;
-  clearTimeout(deadline);
-  await proc.drained;
-  const lines = proc.stderr.filter((l) => l.startsWith("{"));
-  return { code, lines, proc };
 }
 
 /** Asserts one JSON log line naming `setting`, exit code 2. */
