@@ -11,6 +11,7 @@ import {
   saysPortTaken,
   staleSocket,
   stdoutOf,
+  withTempDir,
 } from "./test_util.ts";
 import {
   FORWARDING_CASES,
@@ -134,57 +135,55 @@ Deno.test("bad settings stop the start with one line and exit code 2", async () 
   }
 });
 
-Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed on SIGTERM", async () => {
-  const dir = await Deno.makeTempDir();
-  const socket = `${dir}/w.sock`;
-  const proc = await started({ SOCKET: socket });
-  try {
-    assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
-    let res = await rawGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
-    assert.equal(res.status, 200);
-    assert.equal(res.body, "2001:db8::7\n");
-    for (const evil of ["evil<script>", "1.2.3.4%<script>", "0.0.0.0"]) {
-      res = await rawGet(socket, "/ip", { "x-real-ip": evil });
-      assert.equal(res.status, 400, evil);
-      assert.doesNotMatch(res.body, /evil|script|0\.0\.0\.0/);
+Deno.test("on a Unix socket: mode 0660, X-Real-IP read strictly, socket removed on SIGTERM", () =>
+  withTempDir(async (dir) => {
+    const socket = `${dir}/w.sock`;
+    const proc = await started({ SOCKET: socket });
+    try {
+      assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
+      let res = await rawGet(socket, "/ip", { "x-real-ip": "2001:DB8::7" });
+      assert.equal(res.status, 200);
+      assert.equal(res.body, "2001:db8::7\n");
+      for (const evil of ["evil<script>", "1.2.3.4%<script>", "0.0.0.0"]) {
+        res = await rawGet(socket, "/ip", { "x-real-ip": evil });
+        assert.equal(res.status, 400, evil);
+        assert.doesNotMatch(res.body, /evil|script|0\.0\.0\.0/);
+      }
+      res = await rawGet(socket, "/ip");
+      assert.equal(res.status, 400);
+    } finally {
+      const status = await stopped(proc);
+      assert.equal(status.code, 0);
     }
-    res = await rawGet(socket, "/ip");
-    assert.equal(res.status, 400);
-  } finally {
-    const status = await stopped(proc);
-    assert.equal(status.code, 0);
-  }
-  await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
-  assert.ok(proc.stdout.some((l) => l.includes('"msg":"stopped"')));
-  await Deno.remove(dir, { recursive: true });
-});
+    await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
+    assert.ok(proc.stdout.some((l) => l.includes('"msg":"stopped"')));
+  }));
 
-Deno.test("a stale socket from a crash is removed; a regular file or live socket is not", async () => {
-  const dir = await Deno.makeTempDir();
-  const socket = `${dir}/w.sock`;
-  await staleSocket(socket);
-  assert.ok((await Deno.lstat(socket)).isSocket);
-  const proc = await started({ SOCKET: socket });
-  try {
-    assert.equal((await rawGet(socket, "/healthz")).status, 200);
-    // A second process must not steal the live socket.
-    const second = denoTask("start", { SOCKET: socket });
-    assert.equal((await second.child.status).code, 2);
-    await second.drained;
-    assert.match(second.stderr.join("\n"), /another process is listening/);
-    assert.equal((await rawGet(socket, "/healthz")).status, 200);
-  } finally {
-    await stopped(proc);
-  }
-  const file = `${dir}/file.sock`;
-  await Deno.writeTextFile(file, "keep me");
-  const third = denoTask("start", { SOCKET: file });
-  assert.equal((await third.child.status).code, 2);
-  await third.drained;
-  assert.match(third.stderr.join("\n"), /not a socket/);
-  assert.equal(await Deno.readTextFile(file), "keep me");
-  await Deno.remove(dir, { recursive: true });
-});
+Deno.test("a stale socket from a crash is removed; a regular file or live socket is not", () =>
+  withTempDir(async (dir) => {
+    const socket = `${dir}/w.sock`;
+    await staleSocket(socket);
+    assert.ok((await Deno.lstat(socket)).isSocket);
+    const proc = await started({ SOCKET: socket });
+    try {
+      assert.equal((await rawGet(socket, "/healthz")).status, 200);
+      // A second process must not steal the live socket.
+      const second = denoTask("start", { SOCKET: socket });
+      assert.equal((await second.child.status).code, 2);
+      await second.drained;
+      assert.match(second.stderr.join("\n"), /another process is listening/);
+      assert.equal((await rawGet(socket, "/healthz")).status, 200);
+    } finally {
+      await stopped(proc);
+    }
+    const file = `${dir}/file.sock`;
+    await Deno.writeTextFile(file, "keep me");
+    const third = denoTask("start", { SOCKET: file });
+    assert.equal((await third.child.status).code, 2);
+    await third.drained;
+    assert.match(third.stderr.join("\n"), /not a socket/);
+    assert.equal(await Deno.readTextFile(file), "keep me");
+  }));
 
 Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async () => {
   const { proc, port } = await startedOnPort();

@@ -484,14 +484,17 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const stack = await startStack();
-    const pid = Number(
-      await Deno.readTextFile(runtimeLayout(stack.runtimeDir).nginxPid),
-    );
-    Deno.kill(pid, "SIGKILL");
-    const { code } = await stack.child.status;
-    assert.equal(code, 1);
-    await stack.stop();
-    await stack.cleanup();
+    try {
+      const pid = Number(
+        await Deno.readTextFile(runtimeLayout(stack.runtimeDir).nginxPid),
+      );
+      Deno.kill(pid, "SIGKILL");
+      const { code } = await stack.child.status;
+      assert.equal(code, 1);
+    } finally {
+      await stack.stop();
+      await stack.cleanup();
+    }
     assert.ok(stack.stderr.some((l) => l.includes("nginx exited")));
     const out = await stdoutOf("pgrep", ["-f", stack.runtimeDir]);
     assert.equal(

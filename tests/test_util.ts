@@ -49,6 +49,18 @@ export async function openTempDir(prefix: string): Promise<string> {
   return dir;
 }
 
+/** Runs `body` with a fresh temp directory, removed even when it fails. */
+export async function withTempDir<T>(
+  body: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Where a command is on PATH (or in /usr/sbin, /sbin), if anywhere. */
 export function commandPath(name: string): string | undefined {
   for (
