@@ -98,12 +98,34 @@ async function statAll(paths: string[], follow: boolean): Promise<PathInfo[]> {
   });
 }
 
+async function realPath(path: string): Promise<string> {
+  const out = await new Deno.Command("realpath", {
+    args: ["-e", "--", path],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new RuntimeDirError(
+      `cannot resolve ${path} (${new TextDecoder().decode(out.stderr).trim()})`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 // Every directory above the runtime directory, as root: owned by root,
 // closed to writers other than root (or sticky), and open for nginx's
 // workers to pass through.
 async function checkAncestors(root: string): Promise<void> {
-  const parts = root.split("/").filter(Boolean);
-  const paths = parts.map((_, i) => "/" + parts.slice(0, i).join("/"));
+  const prefixes = (path: string) => {
+    const parts = path.split("/").filter(Boolean);
+    return parts.map((_, i) => "/" + parts.slice(0, i).join("/"));
+  };
+  // Where links lead too: a link of root's into another user's directory
+  // would let that user swap what lies behind it.
+  const parent = root.slice(0, root.lastIndexOf("/")) || "/";
+  const paths = [
+    ...new Set([...prefixes(root), ...prefixes(await realPath(parent) + "/x")]),
+  ];
   const [links, targets] = await Promise.all([
     statAll(paths, false),
     statAll(paths, true),

@@ -103,7 +103,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "directories above it must be closed to others and open to nginx",
+  name:
+    "directories above it, and where links lead, must be closed to others and open to nginx",
   ignore: !asRoot,
   fn: () =>
     withBase(async (base) => {
@@ -127,6 +128,10 @@ Deno.test({
         prepareRuntimeDir(`${theirs}/run`, ROOT),
         new RegExp("not root"),
       );
+      // A link of root's into a directory another user may change.
+      const link = `${base}/link`;
+      await Deno.symlink(`${theirs}`, link);
+      await refused(prepareRuntimeDir(`${link}/run`, ROOT), /not root/);
       // Refused before anything was left in them.
       for (const dir of [open, shut, theirs]) {
         assert.deepEqual([...Deno.readDirSync(dir)], [], dir);
