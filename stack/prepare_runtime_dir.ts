@@ -177,9 +177,11 @@ export async function refusal(
     owner.gid !== undefined && (mode & 0o001) === 0 &&
     !(info.gid === owner.gid && (mode & 0o010) !== 0)
   ) {
+    // As an older stack left it (group nogroup): the stack re-modes only
+    // what it creates, so say how to get there.
     return `nginx's workers (gid ${owner.gid}) cannot enter it (mode ${
       octal(mode)
-    }, gid ${info.gid})`;
+    }, gid ${info.gid}); if a stack made it, remove it and start again`;
   }
   const expected = topEntries(runtimeLayout(root));
   for await (const entry of Deno.readDir(root)) {
