@@ -49,7 +49,8 @@ export async function nginxAccount(): Promise<NginxAccount> {
       stdout: "null",
       stderr: "piped",
     }).output();
-    if (!success) {
+    // Another stack starting at the same moment may have made it first.
+    if (!success && await idOf("/etc/passwd", name) === undefined) {
       throw new Error(
         `cannot create the account ${name} for nginx's workers: ${
           new TextDecoder().decode(stderr).trim()
