@@ -302,8 +302,10 @@ async function createOrCheckRoot(
     await Deno.mkdir(root, { mode: 0o700 });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      // The directories above are missing: made here, checked below.
-      await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+      // The directories above are missing: made here, open for nginx's
+      // workers to pass (the runtime directory's own mode is set below),
+      // and checked below.
+      await Deno.mkdir(root, { recursive: true, mode: 0o755 });
     } else if (err instanceof Deno.errors.AlreadyExists) {
       created = false;
     } else {

@@ -157,6 +157,11 @@ Deno.test({
       );
       await dir.discard();
       await assert.rejects(Deno.lstat(run), Deno.errors.NotFound);
+      // Missing directories above it are made, open for nginx to pass.
+      const deep = await prepareRuntimeDir(`${base}/a/b/run`, ROOT);
+      assert.equal(await modeOf(`${base}/a/b`), "755 0:0");
+      assert.equal(await modeOf(`${base}/a/b/run`), `750 0:${GID}`);
+      await deep.discard();
     }),
 });
 
