@@ -4,11 +4,10 @@ import assert from "node:assert/strict";
 import {
   denoTask,
   freePort,
+  listening,
   onFreePort,
-  PortTaken,
   run,
   type Running,
-  saysPortTaken,
   staleSocket,
   stdoutOf,
   withTempDir,
@@ -19,18 +18,8 @@ import {
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
 
-async function started(env: Record<string, string>): Promise<Running> {
-  const proc = denoTask("start", env);
-  try {
-    await proc.waitFor(/"msg":"listening"/);
-  } catch (err) {
-    proc.child.kill("SIGTERM");
-    await proc.child.status.catch(() => {});
-    await proc.drained;
-    if (saysPortTaken(proc.stderr)) throw new PortTaken(String(err));
-    throw err;
-  }
-  return proc;
+function started(env: Record<string, string>): Promise<Running> {
+  return listening(denoTask("start", env));
 }
 
 /** The service on TCP at 127.0.0.1 (or `host`), on a port free for it. */
@@ -272,43 +261,42 @@ Deno.test("the service cannot do more than its flags allow", async () => {
   ]);
 });
 
-Deno.test("the bench's bare server answers GET / with the service's bytes", async () => {
+Deno.test("the bench's bare server answers GET / with the service's bytes", () =>
   // bench/bench.ts measures the service against it as Deno's limit: the
   // comparison is fair only while the answers are the same.
-  const dir = await Deno.makeTempDir();
-  const barePort = freePort();
-  const onPort = await startedOnPort();
-  const port = onPort.port;
-  const service = [await started({ SOCKET: `${dir}/s.sock` }), onPort.proc];
-  const bare = [
-    run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
-      env: { SOCKET: `${dir}/b.sock` },
-    }),
-    run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], {
-      env: { PORT: String(barePort) },
-    }),
-  ];
-  // Only the date and the timestamp may differ.
-  const masked = (answer: { head: string; body: string }) =>
-    answer.head.replace(/^date: .*$/im, "date: -") + "\r\n\r\n" +
-    answer.body.replace(/"timestamp":"[^"]+"/, '"timestamp":"-"');
-  const headers = { "x-real-ip": "192.0.2.1", "x-request-id": "same-1" };
-  try {
-    for (const b of bare) await b.waitFor(/"msg":"listening"/);
-    assert.equal(
-      masked(await rawGet(`${dir}/b.sock`, "/", headers)),
-      masked(await rawGet(`${dir}/s.sock`, "/", headers)),
-    );
-    assert.equal(
-      masked(await rawGet(barePort, "/", headers)),
-      masked(await rawGet(port, "/", headers)),
-    );
-  } finally {
-    for (const b of bare) await stopped(b);
-    for (const s of service) await stopped(s);
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  withTempDir(async (dir) => {
+    const procs: Running[] = [];
+    const bare = (env: Record<string, string>) =>
+      listening(
+        run(Deno.execPath(), ["run", "-A", "bench/bare_server.ts"], { env }),
+      );
+    // Only the date and the timestamp may differ.
+    const masked = (answer: { head: string; body: string }) =>
+      answer.head.replace(/^date: .*$/im, "date: -") + "\r\n\r\n" +
+      answer.body.replace(/"timestamp":"[^"]+"/, '"timestamp":"-"');
+    const headers = { "x-real-ip": "192.0.2.1", "x-request-id": "same-1" };
+    try {
+      procs.push(await started({ SOCKET: `${dir}/s.sock` }));
+      procs.push(await bare({ SOCKET: `${dir}/b.sock` }));
+      const service = await startedOnPort();
+      procs.push(service.proc);
+      const bareTcp = await onFreePort(async (port) => ({
+        proc: await bare({ PORT: String(port) }),
+        port,
+      }));
+      procs.push(bareTcp.proc);
+      assert.equal(
+        masked(await rawGet(`${dir}/b.sock`, "/", headers)),
+        masked(await rawGet(`${dir}/s.sock`, "/", headers)),
+      );
+      assert.equal(
+        masked(await rawGet(bareTcp.port, "/", headers)),
+        masked(await rawGet(service.port, "/", headers)),
+      );
+    } finally {
+      for (const p of procs) await stopped(p);
+    }
+  }));
 
 /** curl from a source address, for what fetch cannot do. */
 function curlFrom(source: string, url: string, headers: string[]) {

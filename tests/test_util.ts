@@ -40,6 +40,30 @@ export async function onFreePort<T>(
 }
 
 /**
+ * Waits until a process just started says it listens; if it never does, it
+ * is stopped, and the error is {@linkcode PortTaken} when its port was taken.
+ */
+export async function listening(
+  proc: Running,
+  pattern: RegExp = /"msg":"listening"/,
+): Promise<Running> {
+  try {
+    await proc.waitFor(pattern);
+    return proc;
+  } catch (err) {
+    try {
+      proc.child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    await proc.child.status;
+    await proc.drained;
+    if (saysPortTaken(proc.stderr)) throw new PortTaken(String(err));
+    throw err;
+  }
+}
+
+/**
  * A temporary directory that nginx's workers may pass through (as root
  * they run as another user), for a runtime directory the stack creates.
  */
