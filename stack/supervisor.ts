@@ -292,29 +292,16 @@ class Supervisor {
 
 // Workers run main.ts bundled into one file: loading ipaddr.js, a CommonJS
 // package, through Deno's npm support costs each worker ~7 MiB. The image
-// ships that bundle (WORKER_BUNDLE), built once with the image; otherwise
-// main.ts is bundled into the runtime dir now. A shipped bundle that is not
-// a readable file, or a full disk, is a bad setting (exit 2); a failed
-// build exits 1. Nothing half-written stays.
+// ships that bundle (WORKER_BUNDLE, checked by bundleProblem), built once
+// with the image; otherwise main.ts is bundled into the runtime dir now. A
+// full disk is a bad setting (exit 2); a failed build exits 1. Nothing
+// half-written stays.
 async function prepareWorkerProgram(
   config: StackConfig,
   dir: RuntimeDir,
   logger: Logger,
 ): Promise<void> {
-  if (config.workerBundle) {
-    try {
-      if ((await Deno.stat(config.workerBundle)).isFile) return;
-    } catch {
-      // Reported below, the same way as a directory.
-    }
-    await dir.discard();
-    logger.error(
-      `Invalid WORKER_BUNDLE ${
-        JSON.stringify(config.workerBundle)
-      }: not a readable file`,
-    );
-    Deno.exit(2);
-  }
+  if (config.workerBundle) return;
   await dir.clear(dir.layout.workerScript);
   const bundle = await new Deno.Command(Deno.execPath(), {
     args: bundleArgs(dir.layout.workerScript),
@@ -354,6 +341,19 @@ function placeProblem(config: StackConfig, ipv6: boolean): string | undefined {
   return undefined;
 }
 
+// A shipped WORKER_BUNDLE must be a file the supervisor can read.
+async function bundleProblem(config: StackConfig): Promise<string | undefined> {
+  if (!config.workerBundle) return undefined;
+  try {
+    if ((await Deno.stat(config.workerBundle)).isFile) return undefined;
+  } catch {
+    // Reported below, the same way as a directory.
+  }
+  return `Invalid WORKER_BUNDLE ${
+    JSON.stringify(config.workerBundle)
+  }: not a readable file`;
+}
+
 /**
  * Everything before the first process starts: PORT free, nginx's account,
  * the runtime directory, nginx.conf written and checked, the workers'
@@ -365,7 +365,7 @@ async function prepareStack(
   logger: Logger,
 ): Promise<{ dir: RuntimeDir; account?: NginxAccount }> {
   const ipv6 = hasIpv6();
-  const problem = placeProblem(config, ipv6);
+  const problem = placeProblem(config, ipv6) ?? await bundleProblem(config);
   if (problem) {
     logger.error(problem);
     Deno.exit(2);

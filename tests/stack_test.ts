@@ -528,24 +528,30 @@ Deno.test({
 
 /**
  * Runs the stack to its exit, for starts that must fail; on another free
- * port if the one it was given was taken meanwhile.
+ * port if the one it was given was taken meanwhile, and in a runtime
+ * directory of its own unless `env` names one (never the shared default).
  */
-function failedStart(env: Record<string, string>) {
-  return onFreePort(async (port) => {
-    const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-      env: { PORT: String(port), ...env },
+async function failedStart(env: Record<string, string>) {
+  const base = await openTempDir("ip-timestamp-test-");
+  try {
+    return await onFreePort(async (port) => {
+      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(port), RUNTIME_DIR: `${base}/run`, ...env },
+      });
+      // A stack that starts anyway is stopped (exit 0), not waited on.
+      const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
+      const { code } = await proc.child.status;
+      clearTimeout(deadline);
+      await proc.drained;
+      const lines = proc.stderr.filter((l) => l.startsWith("{"));
+      if (env.PORT === undefined && saysPortTaken(lines)) {
+        throw new PortTaken(lines.join("\n"));
+      }
+      return { code, lines, proc };
     });
-    // A stack that starts anyway is stopped (exit 0), not waited on.
-    const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
-    const { code } = await proc.child.status;
-    clearTimeout(deadline);
-    await proc.drained;
-    const lines = proc.stderr.filter((l) => l.startsWith("{"));
-    if (env.PORT === undefined && saysPortTaken(lines)) {
-      throw new PortTaken(lines.join("\n"));
-    }
-    return { code, lines, proc };
-  });
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 }
 
 /** Asserts one JSON log line naming `setting`, exit code 2. */
