@@ -325,6 +325,7 @@ Deno.test({
       await without.route(`${v6}/**`, (route) => route.abort());
       await without.goto(`${v4}/`);
       await without.locator("#ipv6[data-state]").waitFor({ timeout: 10_000 });
+      await without.locator("#ipv4[data-state]").waitFor({ timeout: 10_000 });
       assert.equal(await without.textContent("#ipv4"), "127.0.0.1");
       assert.match(
         (await without.textContent("#ipv6"))!,

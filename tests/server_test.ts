@@ -174,7 +174,11 @@ Deno.test("a stale socket from a crash is removed; a regular file or live socket
     assert.equal(await Deno.readTextFile(file), "keep me");
   }));
 
-Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async () => {
+// One SIGTERM with 20 requests in flight on keep-alive connections; returns
+// how many of them were answered. Each is answered in full, or its idle
+// connection is closed before the request was read (clients retry those),
+// never cut off half-way.
+async function drainRound(): Promise<number> {
   const { proc, port } = await startedOnPort();
   const encode = (s: string) => new TextEncoder().encode(s);
   const request = encode("GET /ip HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -190,17 +194,13 @@ Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async (
     await c.write(request);
     await c.read(buffer);
   }
-  // A second request on each, with the signal right behind it: each is
-  // answered in full, or its idle connection is closed before the request
-  // was read (clients retry those), never cut off half-way.
+  // A second request on each, with the signal right behind it.
   await Promise.all(conns.map((c) => c.write(request)));
   proc.child.kill("SIGTERM");
   const answers = await Promise.all(
     conns.map((c) => new Response(c.readable).text()),
   );
   const complete = answers.filter((a) => a !== "");
-  // Sent before the signal, so at least one is answered, and in full.
-  assert.ok(complete.length > 0, "no request in flight was answered");
   for (const a of complete) {
     assert.match(a, /^HTTP\/1\.1 200 [^]*\r\n\r\n127\.0\.0\.1\n$/);
   }
@@ -209,6 +209,18 @@ Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async (
   assert.ok(proc.stdout.some((l) => l.includes('"msg":"stopped"')));
   // Nothing new is accepted after it stopped.
   await assert.rejects(fetch(`http://127.0.0.1:${port}/`));
+  return complete.length;
+}
+
+Deno.test("SIGTERM closes keep-alive connections cleanly, then exits 0", async () => {
+  // Whether the server has read a request before the signal lands is the
+  // scheduler's choice: a round where none was read proves nothing, so
+  // rounds repeat until one had requests in flight, and those are answered.
+  let answered = 0;
+  for (let round = 0; round < 5 && answered === 0; round++) {
+    answered = await drainRound();
+  }
+  assert.ok(answered > 0, "in 5 rounds no request in flight was answered");
 });
 
 Deno.test("per-request log lines only at LOG_LEVEL=debug", async () => {
