@@ -146,6 +146,11 @@ export function assertRenderable(config: StackConfig, host: NginxHost): void {
   }
 }
 
+/** Requests in progress one client address may have, at a rate limit. */
+export function connectionLimit(rate: number): number {
+  return Math.max(32, rate);
+}
+
 /** Fills the template; every field is validated config, never raw input. */
 export function renderNginxConfig(
   config: StackConfig,
@@ -179,10 +184,16 @@ export function renderNginxConfig(
       `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
       "  limit_req_log_level warn;",
+      // Requests in progress per address (a slow body is one until it
+      // is read or discarded): more than the rate's burst never helps.
+      "  limit_conn_zone $binary_remote_addr zone=per_client_conn:10m;",
+      "  limit_conn_status 429;",
+      "  limit_conn_log_level warn;",
     ].join("\n"),
-    RATE_LIMIT: rate === 0
-      ? ""
-      : `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
+    RATE_LIMIT: rate === 0 ? "" : [
+      `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
+      `      limit_conn per_client_conn ${connectionLimit(rate)};`,
+    ].join("\n"),
     UPSTREAMS: Array.from(
       { length: config.workers },
       (_, i) =>

@@ -44,8 +44,8 @@ export function serviceFlags(config: Partial<ServiceConfig>): string[] {
 /**
  * The supervisor's flags: its runtime directory, the workers' sockets,
  * PORT (to check it is free), nginx, deno, `setsid` and `kill` (for nginx's
- * process group), `useradd`, `stat` and `realpath`, and its own uid to
- * decide how nginx drops privileges.
+ * process group), `setpriv` (children die with it), `useradd`, `stat` and
+ * `realpath`, and its own uid to decide how nginx drops privileges.
  */
 export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;
@@ -79,7 +79,7 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
     }`,
     // useradd: nginx's own account as root (nginx_user.ts); stat and
     // realpath: the directories above RUNTIME_DIR (prepare_runtime_dir.ts).
-    `--allow-run=nginx,setsid,kill,useradd,stat,realpath,${denoPath}`,
+    `--allow-run=nginx,setsid,setpriv,kill,useradd,stat,realpath,${denoPath}`,
     "--allow-sys=uid",
   ];
 }

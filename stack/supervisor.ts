@@ -3,11 +3,17 @@
  * Deno workers, one Unix socket each. It is `deno task stack` here and the
  * container's command, so what the tests prove is what ships.
  *
- * Start: validate settings, render and check the nginx config, bundle
+ * Start: validate settings, refuse a busy PORT or a RUNTIME_DIR another
+ * stack still serves from, render and check the nginx config, bundle
  * main.ts for the workers (unless the image ships the bundle), start them,
- * wait until each socket answers, start nginx, print one "ready" line. A
- * worker that dies is restarted with backoff; if nginx dies the stack exits
- * 1. SIGTERM/SIGINT: nginx drains (SIGQUIT), then the workers.
+ * wait until each socket answers, start nginx, print one "ready" line.
+ *
+ * Running: a worker that dies is restarted with backoff, one that stops
+ * answering its health probe is killed and replaced; if nginx dies the stack
+ * exits 1; if the supervisor dies, the kernel stops its children
+ * (`setpriv --pdeathsig`). SIGTERM/SIGINT/SIGHUP: nginx drains (SIGQUIT),
+ * then the workers. Every line anyone writes goes through the log relay
+ * (log_relay.ts): JSON, and dropped rather than blocking.
  *
  * @module
  */
@@ -18,7 +24,9 @@ import {
   MAX_SOCKET_PATH,
   type StackConfig,
 } from "../service/config.ts";
-import { createLogger, type Logger } from "../service/log.ts";
+import type { Logger } from "../service/log.ts";
+import { LogRelay } from "./log_relay.ts";
+import { leftoverWorker } from "./preflight.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { serviceFlags } from "./permissions.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
@@ -46,9 +54,16 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Asks a worker's socket for `/healthz`; true on a 200. */
-export async function probeSocket(path: string): Promise<boolean> {
+/**
+ * Asks a worker's socket for `/healthz`; true on a 200 within `timeoutMs`
+ * (a stopped process still accepts connections, but never answers).
+ */
+export async function probeSocket(
+  path: string,
+  timeoutMs = 1000,
+): Promise<boolean> {
   let conn: Deno.UnixConn | undefined;
+  const timer = setTimeout(() => conn?.close(), timeoutMs);
   try {
     conn = await Deno.connect({ transport: "unix", path });
     await conn.write(new TextEncoder().encode(
@@ -65,7 +80,12 @@ export async function probeSocket(path: string): Promise<boolean> {
   } catch {
     return false;
   } finally {
-    conn?.close();
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch {
+      // Closed by the timer.
+    }
   }
 }
 
@@ -124,10 +144,30 @@ async function runtimeDirOrExit(
     logger.error(
       `Invalid RUNTIME_DIR ${JSON.stringify(config.runtimeDir)}: ${why}`,
     );
-    Deno.exit(2);
+    return await exit(2);
   }
 }
 
+// A hung worker (stopped, or stuck in a loop) still accepts connections on
+// its socket but never answers: it is replaced after this many probes in a
+// row get no 200 within PROBE_TIMEOUT_MS, one every PROBE_INTERVAL_MS.
+const PROBE_INTERVAL_MS = 1000;
+const PROBE_TIMEOUT_MS = 1000;
+const PROBE_FAILURES = 3;
+
+// Children get SIGTERM from the kernel when the supervisor dies, however it
+// dies (kill -9 included): nothing serves on without it.
+const DIE_WITH_SUPERVISOR = ["setpriv", "--pdeathsig", "SIGTERM", "--"];
+
+function tryKill(child: Deno.ChildProcess | undefined, signal: Deno.Signal) {
+  try {
+    child?.kill(signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The stack's processes, and what keeps them running. */
 class Supervisor {
   #nginx?: Deno.ChildProcess;
   #workers: (Deno.ChildProcess | undefined)[] = [];
@@ -141,8 +181,10 @@ class Supervisor {
 
   #spawnWorker(index: number): Deno.ChildProcess {
     const socket = workerSocket(this.config.runtimeDir, index);
-    return new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(DIE_WITH_SUPERVISOR[0], {
       args: [
+        ...DIE_WITH_SUPERVISOR.slice(1),
+        Deno.execPath(),
         "run",
         ...serviceFlags({ socket }),
         workerProgram(this.config),
@@ -163,7 +205,12 @@ class Supervisor {
         ...this.config.otel,
       },
       stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
     }).spawn();
+    output().relay(child.stdout, "json", "stdout");
+    output().relay(child.stderr, "json", "stderr");
+    return child;
   }
 
   async #waitReady(index: number, child: Deno.ChildProcess): Promise<boolean> {
@@ -181,7 +228,30 @@ class Supervisor {
     return false;
   }
 
-  // Starts worker `index` and keeps it running; resolves once it first answers.
+  // Kills a worker that stops answering; the loop in runWorker replaces it.
+  async #watchHealth(index: number, child: Deno.ChildProcess): Promise<void> {
+    const socket = workerSocket(this.config.runtimeDir, index);
+    let exited = false;
+    child.status.then(() => (exited = true));
+    let failures = 0;
+    while (!exited && !this.#stopping) {
+      await sleep(PROBE_INTERVAL_MS);
+      if (exited || this.#stopping) return;
+      const ok = await probeSocket(socket, PROBE_TIMEOUT_MS);
+      failures = ok ? 0 : failures + 1;
+      if (failures >= PROBE_FAILURES && !exited && !this.#stopping) {
+        this.logger.error("worker not answering; replacing it", {
+          worker: index,
+          pid: child.pid,
+          failed_probes: failures,
+        });
+        tryKill(child, "SIGKILL");
+        return;
+      }
+    }
+  }
+
+  /** Starts worker `index` and keeps it running; true once it first answers. */
   runWorker(index: number): Promise<boolean> {
     return new Promise((firstReady) => {
       (async () => {
@@ -202,6 +272,7 @@ class Supervisor {
               pid: child.pid,
             });
           }
+          if (ready) this.#watchHealth(index, child);
           const status = await child.status;
           if (this.#stopping) return;
           if (Date.now() - started > 10_000) delay = 100;
@@ -218,49 +289,75 @@ class Supervisor {
     });
   }
 
-  startNginx(conf: string): Deno.ChildProcess {
+  /** Starts every worker; how many first answered. */
+  async startWorkers(): Promise<number> {
+    const ready = await Promise.all(
+      Array.from({ length: this.config.workers }, (_, i) => this.runWorker(i)),
+    );
+    return ready.filter(Boolean).length;
+  }
+
+  /** Starts nginx; resolves once it has bound its port (its pid file). */
+  async startNginx(conf: string): Promise<void> {
     // In a session of its own: a terminal's Ctrl+C reaches only the
     // supervisor, which drains nginx gracefully; if the master dies its
     // orphaned workers can be stopped as a group; and where the kernel
     // schedules by session (autogroup), nginx gets a group's share of the
     // CPU rather than one thread's among the workers' (+30% req/s here).
     const nginx = new Deno.Command("setsid", {
-      args: ["nginx", "-c", conf, "-e", "stderr"],
+      args: [...DIE_WITH_SUPERVISOR, "nginx", "-c", conf, "-e", "stderr"],
       stdin: "null",
-      // nginx opens /dev/stdout for its access log; a pipe of our own is
-      // one it may open whoever created the stack's stdout.
+      // The access log (/dev/stdout) and the error log come through the
+      // relay: JSON, and never blocking nginx on a stalled reader.
       stdout: "piped",
+      stderr: "piped",
     }).spawn();
-    nginx.stdout.pipeTo(Deno.stdout.writable, { preventClose: true })
-      .catch(() => {});
+    output().relay(nginx.stdout, "json", "stdout");
+    output().relay(nginx.stderr, "nginx-error", "stderr");
     this.#nginx = nginx;
-    nginx.status.then(async (status) => {
-      if (this.#stopping) return;
-      this.logger.error("nginx exited; stopping the stack", {
-        code: status.code,
-        signal: status.signal,
-      });
-      await new Deno.Command("kill", {
-        args: ["-KILL", "--", `-${nginx.pid}`],
-        stderr: "null",
-      }).output().catch(() => {});
-      await this.stopWorkers();
-      Deno.exit(1);
-    });
-    return nginx;
+    nginx.status.then((status) => this.#nginxExited(nginx, status));
+    const pidFile = runtimeLayout(this.config.runtimeDir).nginxPid;
+    for (let i = 0; i < 500; i++) {
+      try {
+        if ((await Deno.readTextFile(pidFile)).trim() === String(nginx.pid)) {
+          return;
+        }
+      } catch {
+        // Not written yet.
+      }
+      await sleep(10);
+    }
   }
 
+  async #nginxExited(nginx: Deno.ChildProcess, status: Deno.CommandStatus) {
+    if (this.#stopping) return;
+    this.logger.error("nginx exited; stopping the stack", {
+      code: status.code,
+      signal: status.signal,
+    });
+    await new Deno.Command("kill", {
+      args: ["-KILL", "--", `-${nginx.pid}`],
+      stderr: "null",
+    }).output().catch(() => {});
+    await this.stopWorkers();
+    await exit(1);
+  }
+
+  /** Stops every worker (SIGTERM: each drains) and waits for them. */
   async stopWorkers(): Promise<void> {
     this.#stopping = true;
     await Promise.all(this.#workers.map(async (child) => {
       if (!child) return;
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
+      tryKill(child, "SIGTERM");
       await child.status;
     }));
+  }
+
+  /** SIGTERM, SIGINT and SIGHUP (a closed terminal) stop the stack. */
+  handleSignals(): void {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+      Deno.addSignalListener(signal, () => this.stop(signal));
+    }
   }
 
   async stop(signal: string): Promise<never> {
@@ -270,23 +367,19 @@ class Supervisor {
     const hard = setTimeout(() => {
       this.logger.error("draining took too long; exiting");
       for (const child of [this.#nginx, ...this.#workers]) {
-        try {
-          child?.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
+        tryKill(child, "SIGKILL");
       }
-      Deno.exit(1);
+      exit(1);
     }, (DEFAULTS.drainSeconds + 2) * 1000);
     if (this.#nginx) {
       // SIGQUIT: nginx stops accepting and finishes what it has in flight.
-      this.#nginx.kill("SIGQUIT");
+      tryKill(this.#nginx, "SIGQUIT");
       await this.#nginx.status;
     }
     await this.stopWorkers();
     clearTimeout(hard);
     this.logger.info("stopped");
-    Deno.exit(0);
+    return await exit(0);
   }
 }
 
@@ -321,10 +414,10 @@ async function prepareWorkerProgram(
         JSON.stringify(config.runtimeDir)
       }: no space left for the workers' program`,
     );
-    Deno.exit(2);
+    return await exit(2);
   }
   logger.error("could not bundle main.ts for the workers", { output });
-  Deno.exit(1);
+  return await exit(1);
 }
 
 // Where the stack would live, before anything is written there: a PORT
@@ -365,10 +458,11 @@ async function prepareStack(
   logger: Logger,
 ): Promise<{ dir: RuntimeDir; account?: NginxAccount }> {
   const ipv6 = hasIpv6();
-  const problem = placeProblem(config, ipv6) ?? await bundleProblem(config);
+  const problem = placeProblem(config, ipv6) ?? await bundleProblem(config) ??
+    await leftoverWorker(config, probeSocket);
   if (problem) {
     logger.error(problem);
-    Deno.exit(2);
+    return await exit(2);
   }
   let account: NginxAccount | undefined;
   if (Deno.uid() === 0) {
@@ -376,7 +470,7 @@ async function prepareStack(
       account = await nginxAccount();
     } catch (err) {
       logger.error(String(err instanceof Error ? err.message : err));
-      Deno.exit(1);
+      return await exit(1);
     }
   }
   const dir = await runtimeDirOrExit(config, account, logger);
@@ -396,7 +490,7 @@ async function prepareStack(
         JSON.stringify(config.runtimeDir)
       }: cannot write nginx.conf (${String(err)})`,
     );
-    Deno.exit(2);
+    return await exit(2);
   }
   const check = await new Deno.Command("nginx", {
     args: ["-t", "-q", "-c", conf, "-e", "stderr"],
@@ -409,63 +503,68 @@ async function prepareStack(
     logger.error("nginx rejected the rendered configuration", {
       output: new TextDecoder().decode(check.stderr).trim(),
     });
-    Deno.exit(2);
+    return await exit(2);
   }
   await prepareWorkerProgram(config, dir, logger);
   return { dir, account };
 }
 
+// Every line goes through one relay (log_relay.ts); made on first use, so
+// that importing this module starts nothing.
+let relay: LogRelay | undefined;
+function output(): LogRelay {
+  return relay ??= new LogRelay(Deno.stdout, Deno.stderr);
+}
+
+// Exits once what is queued is written (a stalled reader: 1 s at most).
+async function exit(code: number): Promise<never> {
+  await output().flush();
+  Deno.exit(code);
+}
+
+async function loadConfigOrExit(): Promise<StackConfig> {
+  try {
+    return loadStackConfig((name) => Deno.env.get(name));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    output().logger("error").error(err.message);
+    return await exit(2);
+  }
+}
+
+// Workers first (each answers its probe), then nginx in front of them.
+async function startProcesses(
+  supervisor: Supervisor,
+  dir: RuntimeDir,
+): Promise<void> {
+  const ready = await supervisor.startWorkers();
+  if (ready < supervisor.config.workers) {
+    supervisor.logger.error("workers did not become ready", {
+      ready,
+      workers: supervisor.config.workers,
+    });
+    await supervisor.stopWorkers();
+    await dir.discard();
+    return await exit(1);
+  }
+  await supervisor.startNginx(dir.layout.nginxConf);
+}
+
 /** Runs the stack until a signal stops it (`deno task stack`). */
 export async function main(): Promise<void> {
   const started = performance.now();
-  let config: StackConfig;
-  try {
-    config = loadStackConfig((name) => Deno.env.get(name));
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    createLogger("error").error(err.message);
-    Deno.exit(2);
-  }
-  const logger = createLogger(config.logLevel, { component: "stack" });
+  const config = await loadConfigOrExit();
+  const logger = output().logger(config.logLevel, { component: "stack" });
   if (!(await nginxInstalled())) {
     logger.error(
       "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
     );
-    Deno.exit(2);
+    return await exit(2);
   }
   const { dir, account } = await prepareStack(config, logger);
-  const layout = dir.layout;
-  const conf = layout.nginxConf;
-
   const supervisor = new Supervisor(config, logger, account?.gid);
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => supervisor.stop(signal));
-  }
-  const ready = await Promise.all(
-    Array.from({ length: config.workers }, (_, i) => supervisor.runWorker(i)),
-  );
-  if (ready.includes(false)) {
-    logger.error("workers did not become ready", {
-      ready: ready.filter(Boolean).length,
-      workers: config.workers,
-    });
-    await supervisor.stopWorkers();
-    await dir.discard();
-    Deno.exit(1);
-  }
-  const nginx = supervisor.startNginx(conf);
-  // nginx writes its pid file after it has bound the listening sockets.
-  const pidFile = layout.nginxPid;
-  for (let i = 0; i < 500; i++) {
-    try {
-      if ((await Deno.readTextFile(pidFile)).trim() === String(nginx.pid)) {
-        break;
-      }
-    } catch {
-      // Not written yet.
-    }
-    await sleep(10);
-  }
+  supervisor.handleSignals();
+  await startProcesses(supervisor, dir);
   logger.info("ready", {
     port: config.port,
     workers: config.workers,

@@ -1,0 +1,477 @@
+// The stack at its edges: floods from one address, a hung worker, a
+// stalled or closed stdout, a killed supervisor, a busy port, and output
+// that stays JSON whatever clients send.
+import assert from "node:assert/strict";
+import {
+  denoTask,
+  freePort,
+  needs,
+  PROJECT_DIR,
+  rawRequest,
+  run,
+  startStack,
+  stdoutOf,
+  withStack,
+} from "./test_util.ts";
+import { startFlood } from "./flood.ts";
+import { workerSocket } from "../stack/runtime_dir.ts";
+
+const ready = needs("nginx", "curl", "setpriv");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it is true or `ms` pass; true if it became true. */
+async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+/** One request from another loopback address (127.0.0.2); true on 200. */
+async function probeFrom(port: number, source = "127.0.0.2") {
+  const out = await stdoutOf("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    "-m",
+    "2",
+    "--interface",
+    source,
+    `http://127.0.0.1:${port}/healthz`,
+  ]);
+  return out === "200";
+}
+
+/** pids of the processes whose command line names `text`. */
+async function pidsOf(text: string): Promise<number[]> {
+  return (await stdoutOf("pgrep", ["-f", text])).split("\n").filter(Boolean)
+    .map(Number);
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "while one address floods with slow headers, slow bodies and idle connections, other addresses are served and the log stays short",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "50" }, async (stack) => {
+      // More connections than nginx had room for before (4,096), each
+      // kept open as long as nginx lets it.
+      const flood = startFlood(stack.port, {
+        slowHeaders: 1000,
+        slowBodies: 3500,
+        idle: 500,
+      });
+      const logBefore = stack.stderr.length;
+      let served = 0;
+      let probes = 0;
+      try {
+        await until(() => flood.open() >= 4000, 10_000);
+        const end = Date.now() + 8000;
+        while (Date.now() < end) {
+          probes++;
+          if (await probeFrom(stack.port)) served++;
+          await sleep(200);
+        }
+      } finally {
+        await flood.stop();
+      }
+      console.log(
+        `flood: ${served}/${probes} probes served, ${flood.opened()} flood connections`,
+      );
+      assert.ok(served / probes >= 0.95, `${served}/${probes} probes served`);
+      // ~20 nginx lines a second and a count of the rest, not 90,000.
+      const lines = stack.stderr.length - logBefore;
+      assert.ok(lines < 600, `${lines} log lines during the flood`);
+    }),
+});
+
+Deno.test({
+  name: "a hung worker (SIGSTOP) is replaced within seconds",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const socket = workerSocket(stack.runtimeDir, 0);
+      const [pid] = await pidsOf(`allow-net=unix:${socket} `);
+      assert.ok(pid, "worker 0 runs");
+      Deno.kill(pid, "SIGSTOP");
+      const stopped = Date.now();
+      try {
+        const replaced = await until(async () => {
+          const now = await pidsOf(`allow-net=unix:${socket} `);
+          return now.length === 1 && now[0] !== pid &&
+            stack.stdout.some((l) => l.includes('"msg":"worker restarted"'));
+        }, 15_000);
+        const seconds = (Date.now() - stopped) / 1000;
+        console.log(`hung worker replaced in ${seconds.toFixed(1)} s`);
+        assert.ok(replaced, "the hung worker was replaced");
+      } finally {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // Killed by the supervisor.
+        }
+      }
+      assert.ok(
+        stack.stderr.some((l) => l.includes("worker not answering")),
+        "the supervisor says why",
+      );
+      // nginx sends nothing to the old one: every request answered at once.
+      for (let i = 0; i < 20; i++) {
+        const t0 = Date.now();
+        assert.ok(await answers(`${stack.url}/healthz`));
+        assert.ok(Date.now() - t0 < 1500, "answered without a timeout");
+      }
+    }),
+});
+
+/** Starts the stack with stdout piped but not read (or read by the test). */
+function rawStack(port: number, runtimeDir: string, env = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "stack"],
+    cwd: PROJECT_DIR,
+    env: {
+      PORT: String(port),
+      RUNTIME_DIR: runtimeDir,
+      WORKERS: "2",
+      RATE_LIMIT: "0",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+Deno.test({
+  name: "a stdout nobody reads never stops serving; dropped lines are counted",
+  ignore: !ready,
+  fn: async () => {
+    const port = freePort();
+    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    const child = rawStack(port, runtimeDir);
+    const stderr = new Response(child.stderr).text();
+    try {
+      assert.ok(
+        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
+      );
+      // Far more access-log lines (~250 bytes each) than the pipe and the
+      // relay's queue (1 MiB) hold.
+      const load = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}\n",
+          "--parallel",
+          "--parallel-max",
+          "16",
+          ...Array.from(
+            { length: 10_000 },
+            (_, i) => `http://127.0.0.1:${port}/ip?n=${i}`,
+          ),
+        ],
+        stdout: "piped",
+      }).output();
+      const codes = new TextDecoder().decode(load.stdout).trim().split("\n");
+      assert.equal(codes.filter((c) => c === "200").length, 10_000);
+      assert.ok(await answers(`http://127.0.0.1:${port}/healthz`));
+      // The reader comes back: it is told how many lines it missed.
+      const reader = child.stdout.getReader();
+      const decoder = new TextDecoder();
+      let seen = "";
+      await until(async () => {
+        await answers(`http://127.0.0.1:${port}/healthz`);
+        const chunk = await Promise.race([
+          reader.read().then((r) => r.value),
+          sleep(500).then(() => undefined),
+        ]);
+        if (chunk) seen += decoder.decode(chunk, { stream: true });
+        return seen.includes("log lines dropped");
+      }, 15_000);
+      reader.releaseLock();
+      const note = JSON.parse(
+        seen.split("\n").find((l) => l.includes("log lines dropped")) ??
+          "{}",
+      );
+      assert.ok(note.dropped > 0, JSON.stringify(note));
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await Deno.remove(runtimeDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "with stdout closed (| head -n1), SIGTERM still stops everything cleanly",
+  ignore: !ready,
+  fn: async () => {
+    const port = freePort();
+    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    const child = rawStack(port, runtimeDir);
+    const stderr = new Response(child.stderr).text();
+    try {
+      const reader = child.stdout.getReader();
+      await reader.read();
+      // What `head -n1` does: read a line and close the pipe.
+      await reader.cancel();
+      assert.ok(
+        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
+      );
+      for (let i = 0; i < 50; i++) {
+        assert.ok(await answers(`http://127.0.0.1:${port}/ip`));
+      }
+      // nginx flushes its access log within a second: writes hit EPIPE.
+      await sleep(1500);
+      assert.ok(await answers(`http://127.0.0.1:${port}/ip`));
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, await stderr);
+      assert.deepEqual(await pidsOf(runtimeDir), [], "nothing left running");
+      assert.equal(await answers(`http://127.0.0.1:${port}/healthz`), false);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited.
+      }
+      await Deno.remove(runtimeDir, { recursive: true });
+    }
+  },
+});
+
+/** The supervisor's pid: the deno process that runs stack.ts for `dir`. */
+async function supervisorPid(task: Deno.ChildProcess): Promise<number> {
+  const out = await stdoutOf("pgrep", [
+    "-P",
+    String(task.pid),
+    "-f",
+    "stack.ts",
+  ]);
+  const pid = Number(out.trim());
+  assert.ok(pid > 0, "the supervisor runs");
+  return pid;
+}
+
+Deno.test({
+  name: "when the supervisor is killed (-9), nginx and the workers stop too",
+  ignore: !ready,
+  fn: async () => {
+    const stack = await startStack();
+    try {
+      Deno.kill(await supervisorPid(stack.child), "SIGKILL");
+      const gone = await until(
+        async () =>
+          (await pidsOf(stack.runtimeDir)).length === 0 &&
+          !(await answers(`${stack.url}/healthz`)),
+        10_000,
+      );
+      assert.ok(gone, `left running: ${await pidsOf(stack.runtimeDir)}`);
+    } finally {
+      await stack.stop();
+      await stack.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGHUP stops the stack like SIGTERM: a log line, exit 0",
+  ignore: !ready,
+  fn: async () => {
+    const stack = await startStack();
+    try {
+      Deno.kill(await supervisorPid(stack.child), "SIGHUP");
+      assert.equal((await stack.child.status).code, 0);
+      await stack.drained;
+      assert.ok(stack.stdout.some((l) => l.includes('"signal":"SIGHUP"')));
+      assert.deepEqual(await pidsOf(stack.runtimeDir), []);
+    } finally {
+      await stack.stop();
+      await stack.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a start over a worker that still answers in RUNTIME_DIR refuses with one line and exit 2",
+  ignore: !ready,
+  fn: async () => {
+    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    await Deno.mkdir(`${runtimeDir}/sockets`);
+    const socket = workerSocket(runtimeDir, 0);
+    const leftover = denoTask("start", { SOCKET: socket });
+    try {
+      await leftover.waitFor(/"msg":"listening"/);
+      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
+      });
+      assert.equal((await proc.child.status).code, 2);
+      await proc.drained;
+      assert.deepEqual(proc.stdout, []);
+      assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
+      assert.match(proc.stderr[0], /Invalid RUNTIME_DIR .*still answers/);
+    } finally {
+      leftover.child.kill("SIGTERM");
+      await leftover.child.status;
+      await leftover.drained;
+      await Deno.remove(runtimeDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a second stack on a busy port says PORT in one line and exits 2; the first keeps its traffic",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+      const second = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(stack.port), RUNTIME_DIR: dir, WORKERS: "1" },
+      });
+      try {
+        assert.equal((await second.child.status).code, 2);
+        await second.drained;
+        assert.deepEqual(second.stdout, []);
+        assert.equal(second.stderr.length, 1, second.stderr.join("\n"));
+        assert.match(
+          second.stderr[0],
+          new RegExp(`Invalid PORT ${stack.port}`),
+        );
+        const before = stack.stdout.length;
+        for (let i = 0; i < 20; i++) {
+          assert.ok(await answers(`${stack.url}/ip`));
+        }
+        // Every request reached the first stack (its access log).
+        assert.ok(
+          await until(
+            () =>
+              stack.stdout.slice(before).filter((l) =>
+                l.includes('"path":"/ip"')
+              )
+                .length === 20,
+            5000,
+          ),
+        );
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    }),
+});
+
+Deno.test({
+  name: "a port held by another program: one line naming PORT, exit 2",
+  ignore: !ready,
+  fn: async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    try {
+      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+        env: { PORT: String(port), RUNTIME_DIR: dir },
+      });
+      assert.equal((await proc.child.status).code, 2);
+      await proc.drained;
+      assert.deepEqual(proc.stdout, []);
+      assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
+      assert.match(proc.stderr[0], new RegExp(`Invalid PORT ${port}`));
+    } finally {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "every line the stack writes is one valid UTF-8 JSON object, whatever clients send",
+  ignore: !ready,
+  fn: async () => {
+    const port = freePort();
+    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    const child = rawStack(port, runtimeDir, { RATE_LIMIT: "2" });
+    const out = new Response(child.stdout).bytes();
+    const err = new Response(child.stderr).bytes();
+    try {
+      assert.ok(
+        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
+      );
+      for (
+        const line of [
+          "GET /%ff%fe%c3 HTTP/1.1",
+          "GET /%9b31m HTTP/1.1",
+          "GET /\xff\xfe\x9b31m HTTP/1.1",
+          // nginx's error log: "directory index ... is forbidden".
+          "GET /static/ HTTP/1.1",
+        ]
+      ) {
+        await rawRequest(
+          port,
+          `${line}\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        );
+      }
+      // Too large a header: logged with the path asked for.
+      await rawRequest(
+        port,
+        `GET /ip HTTP/1.1\r\nHost: x\r\nX-Big: ${
+          "a".repeat(9000)
+        }\r\nConnection: close\r\n\r\n`,
+      );
+      // nginx's "limiting requests" warnings.
+      for (let i = 0; i < 10; i++) await answers(`http://127.0.0.1:${port}/ip`);
+      await sleep(1500);
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+    await Deno.remove(runtimeDir, { recursive: true });
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    const entries = [];
+    for (const bytes of [await out, await err]) {
+      const text = strict.decode(bytes);
+      assert.doesNotMatch(text, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+      for (const line of text.split("\n").filter(Boolean)) {
+        const entry = JSON.parse(line);
+        assert.equal(typeof entry, "object", line);
+        entries.push(entry);
+      }
+    }
+    const paths = entries.map((e) => e.path).filter(Boolean);
+    assert.ok(paths.includes("/%ff%fe%c3"), paths.join(" "));
+    assert.ok(paths.includes("/%9b31m"), paths.join(" "));
+    assert.ok(!paths.some((p) => p.startsWith("/_errors/")), paths.join(" "));
+    assert.ok(
+      entries.some((e) => e.path === "/ip" && e.status === 431),
+      "the 431 is logged with the path asked for",
+    );
+    assert.ok(
+      entries.some((e) =>
+        e.component === "nginx" && /forbidden/.test(String(e.msg))
+      ),
+      "nginx's error log, as JSON",
+    );
+    assert.ok(
+      entries.some((e) => e.component === "nginx" && /limiting/.test(e.msg)),
+    );
+  },
+});
