@@ -169,7 +169,44 @@ async function main(): Promise<void> {
       // Windows has no SIGTERM; Ctrl+C still arrives as SIGINT there.
     }
   }
-  await server.finished;
+  // Bounded: each round waits for the server to fail again.
+  for (let delay = 100;; delay = Math.min(delay * 2, 2000)) {
+    const failed = await server.finished.then(() => undefined, (err) => err);
+    if (failed === undefined || stopping) return;
+    if (!OUT_OF_DESCRIPTORS.test(String(failed))) throw failed;
+    server = await serveAgain(server, config, logger, delay);
+  }
+}
+
+// Deno.serve has no timeout for headers that never finish
+// (denoland/deno#3515), so each such connection holds a descriptor until
+// the client closes it. When descriptors run out, accepting fails and the
+// server stops.
+const OUT_OF_DESCRIPTORS = /Too many open files|os error 2[34]\b/;
+
+// Shutting the failed server down closes every connection it holds that
+// has no request in flight (unfinished headers, idle keep-alive): the
+// descriptors come back and the service listens again.
+async function serveAgain(
+  failed: Deno.HttpServer<Deno.Addr>,
+  config: ServiceConfig,
+  logger: Logger,
+  delay: number,
+): Promise<Deno.HttpServer<Deno.Addr>> {
+  logger.error(
+    "out of file descriptors: closing idle and unfinished connections, then listening again",
+    { retry_ms: delay },
+  );
+  await failed.shutdown().catch(() => {});
+  while (true) {
+    await new Promise((r) => setTimeout(r, delay));
+    try {
+      return await serve(config, logger);
+    } catch (err) {
+      logger.error("cannot listen again yet", { error: String(err) });
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
 }
 
 if (import.meta.main) await main();

@@ -14,7 +14,7 @@ import {
   withStack,
 } from "./test_util.ts";
 import { startFlood } from "./flood.ts";
-import { workerSocket } from "../stack/runtime_dir.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 
 const ready = needs("nginx", "curl", "setpriv");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +47,16 @@ async function probeFrom(port: number, source = "127.0.0.2") {
     `http://127.0.0.1:${port}/healthz`,
   ]);
   return out === "200";
+}
+
+/** The exit code, or -1 after `ms` (then the process is killed). */
+async function exitCode(child: Deno.ChildProcess, ms = 20_000) {
+  const code = await Promise.race([
+    child.status.then((s) => s.code),
+    sleep(ms).then(() => -1),
+  ]);
+  if (code === -1) child.kill("SIGTERM");
+  return code;
 }
 
 /** pids of the processes whose command line names `text`. */
@@ -141,7 +151,10 @@ Deno.test({
     }),
 });
 
-/** Starts the stack with stdout piped but not read (or read by the test). */
+/**
+ * Starts the stack with stdout piped but not read (or read by the test);
+ * stderr is the caller's to read.
+ */
 function rawStack(port: number, runtimeDir: string, env = {}) {
   return new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", "stack"],
@@ -166,7 +179,7 @@ Deno.test({
     const port = freePort();
     const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
     const child = rawStack(port, runtimeDir);
-    const stderr = new Response(child.stderr).text();
+    child.stderr.pipeTo(new WritableStream()).catch(() => {});
     try {
       assert.ok(
         await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
@@ -180,6 +193,8 @@ Deno.test({
           "/dev/null",
           "-w",
           "%{http_code}\n",
+          "-m",
+          "5",
           "--parallel",
           "--parallel-max",
           "16",
@@ -189,6 +204,8 @@ Deno.test({
           ),
         ],
         stdout: "piped",
+        // A stack that stops serving fails the test rather than hang it.
+        signal: AbortSignal.timeout(20_000),
       }).output();
       const codes = new TextDecoder().decode(load.stdout).trim().split("\n");
       assert.equal(codes.filter((c) => c === "200").length, 10_000);
@@ -213,9 +230,11 @@ Deno.test({
       );
       assert.ok(note.dropped > 0, JSON.stringify(note));
     } finally {
+      // Read to the end, so that a stack blocked on stdout can exit.
+      const rest = child.stdout.pipeTo(new WritableStream()).catch(() => {});
       child.kill("SIGTERM");
       await child.status;
-      await child.stdout.cancel().catch(() => {});
+      await rest;
       await Deno.remove(runtimeDir, { recursive: true });
     }
   },
@@ -229,7 +248,10 @@ Deno.test({
     const port = freePort();
     const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
     const child = rawStack(port, runtimeDir);
-    const stderr = new Response(child.stderr).text();
+    const stderr: string[] = [];
+    child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (text) => void stderr.push(text) }),
+    ).catch(() => {});
     try {
       const reader = child.stdout.getReader();
       await reader.read();
@@ -245,19 +267,43 @@ Deno.test({
       await sleep(1500);
       assert.ok(await answers(`http://127.0.0.1:${port}/ip`));
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, await stderr);
+      assert.equal((await child.status).code, 0, stderr.join(""));
       assert.deepEqual(await pidsOf(runtimeDir), [], "nothing left running");
-      assert.equal(await answers(`http://127.0.0.1:${port}/healthz`), false);
+      assert.equal(
+        await answers(`http://127.0.0.1:${port}/healthz`),
+        false,
+        "no orphaned nginx serves",
+      );
     } finally {
       try {
         child.kill("SIGKILL");
       } catch {
         // Exited.
       }
+      await killLeftovers(runtimeDir);
       await Deno.remove(runtimeDir, { recursive: true });
     }
   },
 });
+
+/** Stops what a stack in `runtimeDir` left running (after a failure). */
+async function killLeftovers(runtimeDir: string): Promise<void> {
+  try {
+    const pid = Number(
+      await Deno.readTextFile(runtimeLayout(runtimeDir).nginxPid),
+    );
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    // No nginx left.
+  }
+  for (const pid of await pidsOf(runtimeDir)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // Gone.
+    }
+  }
+}
 
 /** The supervisor's pid: the deno process that runs stack.ts for `dir`. */
 async function supervisorPid(task: Deno.ChildProcess): Promise<number> {
@@ -287,6 +333,7 @@ Deno.test({
       );
       assert.ok(gone, `left running: ${await pidsOf(stack.runtimeDir)}`);
     } finally {
+      await killLeftovers(stack.runtimeDir);
       await stack.stop();
       await stack.cleanup();
     }
@@ -305,6 +352,7 @@ Deno.test({
       assert.ok(stack.stdout.some((l) => l.includes('"signal":"SIGHUP"')));
       assert.deepEqual(await pidsOf(stack.runtimeDir), []);
     } finally {
+      await killLeftovers(stack.runtimeDir);
       await stack.stop();
       await stack.cleanup();
     }
@@ -325,7 +373,7 @@ Deno.test({
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
         env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
       });
-      assert.equal((await proc.child.status).code, 2);
+      assert.equal(await exitCode(proc.child), 2);
       await proc.drained;
       assert.deepEqual(proc.stdout, []);
       assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
@@ -350,7 +398,7 @@ Deno.test({
         env: { PORT: String(stack.port), RUNTIME_DIR: dir, WORKERS: "1" },
       });
       try {
-        assert.equal((await second.child.status).code, 2);
+        assert.equal(await exitCode(second.child), 2);
         await second.drained;
         assert.deepEqual(second.stdout, []);
         assert.equal(second.stderr.length, 1, second.stderr.join("\n"));
@@ -390,7 +438,7 @@ Deno.test({
       const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
         env: { PORT: String(port), RUNTIME_DIR: dir },
       });
-      assert.equal((await proc.child.status).code, 2);
+      assert.equal(await exitCode(proc.child), 2);
       await proc.drained;
       assert.deepEqual(proc.stdout, []);
       assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));

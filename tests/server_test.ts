@@ -373,3 +373,57 @@ Deno.test("a client's unbalanced quote in Forwarded cannot hide the proxy's elem
     await stopped(proc);
   }
 });
+
+Deno.test("out of descriptors, the service drops held connections and serves again, never exits", async () => {
+  const port = freePort();
+  // 256 descriptors; more connections than that send headers that never end.
+  const proc = run("sh", ["-c", "ulimit -n 256 && exec deno task -q start"], {
+    env: { HOST: "127.0.0.1", PORT: String(port), PATH: Deno.env.get("PATH")! },
+  });
+  const held: Deno.TcpConn[] = [];
+  try {
+    await proc.waitFor(/"msg":"listening"/);
+    for (let i = 0; i < 300; i++) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(
+          new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"),
+        );
+        held.push(conn);
+      } catch {
+        // Refused while the service is out of descriptors.
+      }
+    }
+    await proc.waitFor(/out of file descriptors/, 10_000);
+    // The attacker has closed nothing; the service answers again anyway.
+    let answered = false;
+    const deadline = Date.now() + 10_000;
+    while (!answered && Date.now() < deadline) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+          signal: AbortSignal.timeout(1000),
+        });
+        answered = res.ok;
+        await res.body?.cancel();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.ok(answered, [...proc.stdout, ...proc.stderr].slice(-5).join("\n"));
+    assert.ok(
+      proc.stderr.every((l) => l.startsWith("{")),
+      "no stack trace: " + proc.stderr.join("\n"),
+    );
+  } finally {
+    for (const conn of held) {
+      try {
+        conn.close();
+      } catch {
+        // Closed by the service.
+      }
+    }
+    proc.child.kill("SIGTERM");
+    await proc.child.status;
+    await proc.drained;
+  }
+});
