@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  cleanUp,
   freePort,
   PROJECT_DIR,
   type Server,
@@ -16,6 +17,7 @@ import {
   startStack,
   startTcp,
   stopper,
+  tempDir,
   waitHttp,
   WORKERS,
 } from "./servers.ts";
@@ -140,7 +142,7 @@ async function startupMs(): Promise<number> {
   for (let i = 0; i < 3; i++) {
     const port = freePort();
     // Created by the stack, in a directory nginx's workers may pass through.
-    const base = await Deno.makeTempDir({ prefix: "bench-startup-" });
+    const base = await tempDir("bench-startup-");
     await Deno.chmod(base, 0o755);
     const runtimeDir = `${base}/run`;
     const started = performance.now();
@@ -152,7 +154,6 @@ async function startupMs(): Promise<number> {
     await waitHttp(`http://127.0.0.1:${port}/healthz`, 5_000);
     times.push(performance.now() - started);
     await stopper(child)();
-    await Deno.remove(base, { recursive: true });
   }
   return median(times);
 }
@@ -460,4 +461,17 @@ async function main() {
   await writeResults({ machine, startup, soaked, table, samples, cpu, ratios });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, async () => {
+      console.log(`${signal}: stopping every server and removing their files`);
+      await cleanUp();
+      Deno.exit(130);
+    });
+  }
+  try {
+    await main();
+  } finally {
+    await cleanUp();
+  }
+}

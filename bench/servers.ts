@@ -80,6 +80,22 @@ export async function waitHttp(url: string, ms = 15_000): Promise<void> {
   throw new Error(`${url} did not answer`);
 }
 
+// What to undo when the run ends, fails or is interrupted (Ctrl-C): every
+// server started and every directory made, newest first.
+const cleanups: (() => Promise<unknown>)[] = [];
+
+/** Stops every server started and removes every directory made so far. */
+export async function cleanUp(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+}
+
+/** A temporary directory that {@linkcode cleanUp} removes. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  cleanups.push(() => Deno.remove(dir, { recursive: true }));
+  return dir;
+}
+
 /**
  * Starts a server process. Its output goes to /dev/null: reading it would
  * load the very machine being measured.
@@ -89,7 +105,7 @@ export function spawn(
   args: string[],
   env: Record<string, string> = {},
 ): Deno.ChildProcess {
-  return new Deno.Command(cmd, {
+  const child = new Deno.Command(cmd, {
     args,
     env,
     cwd: PROJECT_DIR,
@@ -98,6 +114,8 @@ export function spawn(
     stderr: "inherit",
   })
     .spawn();
+  cleanups.push(stopper(child));
+  return child;
 }
 
 /** A function that signals `child` and waits for it to exit. */
@@ -120,7 +138,7 @@ export async function startStack(): Promise<Server> {
   const port = freePort();
   // The stack creates its runtime directory itself, in a directory nginx's
   // workers may pass through (as root they run as another user).
-  const base = await Deno.makeTempDir({ prefix: "bench-stack-" });
+  const base = await tempDir("bench-stack-");
   await Deno.chmod(base, 0o755);
   const runtimeDir = `${base}/run`;
   const child = spawn(Deno.execPath(), ["task", "-q", "stack"], {
@@ -180,7 +198,7 @@ async function startBareWorkers(
 /** nginx with the stack's config, in front of bare workers or alone. */
 export async function startNginx(mode: "bare" | "return"): Promise<Server> {
   const port = freePort();
-  const runtimeDir = await Deno.makeTempDir({ prefix: `bench-${mode}-` });
+  const runtimeDir = await tempDir(`bench-${mode}-`);
   // The `return 200` anchor runs nginx at its best, one process per core;
   // in front of workers it runs as the stack does.
   const env: Record<string, string> = {
@@ -202,7 +220,12 @@ export async function startNginx(mode: "bare" | "return"): Promise<Server> {
   // In a session of its own, as stack.ts starts it: where the kernel groups
   // scheduling by session (autogroup), nginx then gets a group's share of
   // the CPU instead of one thread's among all the workers' and wrk's.
+  // It dies with the bench, however the bench ends (pdeathsig).
   const nginx = spawn("setsid", [
+    "setpriv",
+    "--pdeathsig",
+    "SIGTERM",
+    "--",
     "nginx",
     "-c",
     layout.nginxConf,
