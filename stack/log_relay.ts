@@ -17,12 +17,15 @@ import { LOG_LEVELS, type LogLevel } from "../service/config.ts";
 
 /** Where the relay writes: `Deno.stdout` and `Deno.stderr` or a test's. */
 export interface LogSink {
+  /** Writes some of `bytes`; resolves with how many. */
   write(bytes: Uint8Array): Promise<number>;
 }
 
 /** Lines dropped so far because a reader stalled or went away. */
 export interface DropCounts {
+  /** Lines meant for stdout. */
   stdout: number;
+  /** Lines meant for stderr. */
   stderr: number;
 }
 
@@ -36,7 +39,6 @@ const NGINX_LINES_PER_SECOND = 20;
 
 // C1 controls (0x80-0x9f, e.g. the 8-bit CSI) and DEL are valid in JSON
 // strings but act on terminals; the line separators break some readers.
-// deno-lint-ignore no-control-regex
 const UNSAFE = /[\u007f-\u009f\u2028\u2029]/g;
 
 /** `JSON.stringify` with terminal controls escaped: safe to print anywhere. */
@@ -171,6 +173,7 @@ export class LogRelay {
   #decoder = new TextDecoder();
   #budget = { second: 0, used: 0, suppressed: 0 };
 
+  /** A relay to these two sinks (`Deno.stdout`, `Deno.stderr`). */
   constructor(stdout: LogSink, stderr: LogSink) {
     const note = (stream: string) => (dropped: number) =>
       encoder.encode(
