@@ -6,6 +6,7 @@ import {
   denoTask,
   freePort,
   needs,
+  openTempDir,
   PROJECT_DIR,
   rawRequest,
   run,
@@ -177,7 +178,10 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const port = freePort();
-    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    // The stack makes its runtime directory itself, under a base nginx may
+    // pass through.
+    const base = await openTempDir("ip-timestamp-test-");
+    const runtimeDir = `${base}/run`;
     const child = rawStack(port, runtimeDir);
     child.stderr.pipeTo(new WritableStream()).catch(() => {});
     try {
@@ -235,7 +239,7 @@ Deno.test({
       child.kill("SIGTERM");
       await child.status;
       await rest;
-      await Deno.remove(runtimeDir, { recursive: true });
+      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -246,7 +250,10 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const port = freePort();
-    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    // The stack makes its runtime directory itself, under a base nginx may
+    // pass through.
+    const base = await openTempDir("ip-timestamp-test-");
+    const runtimeDir = `${base}/run`;
     const child = rawStack(port, runtimeDir);
     const stderr: string[] = [];
     child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
@@ -281,7 +288,7 @@ Deno.test({
         // Exited.
       }
       await killLeftovers(runtimeDir);
-      await Deno.remove(runtimeDir, { recursive: true });
+      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -456,7 +463,10 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     const port = freePort();
-    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
+    // The stack makes its runtime directory itself, under a base nginx may
+    // pass through.
+    const base = await openTempDir("ip-timestamp-test-");
+    const runtimeDir = `${base}/run`;
     const child = rawStack(port, runtimeDir, { RATE_LIMIT: "2" });
     const out = new Response(child.stdout).bytes();
     const err = new Response(child.stderr).bytes();
@@ -469,7 +479,6 @@ Deno.test({
           "GET /%ff%fe%c3 HTTP/1.1",
           "GET /%9b31m HTTP/1.1",
           "GET /\xff\xfe\x9b31m HTTP/1.1",
-          // nginx's error log: "directory index ... is forbidden".
           "GET /static/ HTTP/1.1",
         ]
       ) {
@@ -492,7 +501,7 @@ Deno.test({
       child.kill("SIGTERM");
       await child.status;
     }
-    await Deno.remove(runtimeDir, { recursive: true });
+    await Deno.remove(base, { recursive: true });
     const strict = new TextDecoder("utf-8", { fatal: true });
     const entries = [];
     for (const bytes of [await out, await err]) {
@@ -515,13 +524,8 @@ Deno.test({
       "the 431 is logged with the path asked for",
     );
     assert.ok(
-      entries.some((e) =>
-        e.component === "nginx" && /forbidden/.test(String(e.msg))
-      ),
-      "nginx's error log, as JSON",
-    );
-    assert.ok(
       entries.some((e) => e.component === "nginx" && /limiting/.test(e.msg)),
+      "nginx's error log (its rate-limit warnings), as JSON",
     );
   },
 });
