@@ -133,8 +133,13 @@ export function stopper(
   };
 }
 
-/** `deno task stack` on a free port and a fresh runtime directory. */
-export async function startStack(): Promise<Server> {
+/**
+ * `deno task stack` on a free port and a fresh runtime directory, with
+ * extra settings (`TRUSTED_PROXIES` for the many-clients soak).
+ */
+export async function startStack(
+  env: Record<string, string> = {},
+): Promise<Server> {
   const port = freePort();
   // The stack creates its runtime directory itself, in a directory nginx's
   // workers may pass through (as root they run as another user).
@@ -145,6 +150,7 @@ export async function startStack(): Promise<Server> {
     PORT: String(port),
     RUNTIME_DIR: runtimeDir,
     RATE_LIMIT: "0",
+    ...env,
   });
   await waitHttp(`http://127.0.0.1:${port}/healthz`);
   const sockets = runtimeLayout(runtimeDir).sockets;

@@ -30,6 +30,8 @@ export interface WrkOptions {
   seconds: number;
   /** Report latency percentiles (`--latency`). */
   latency?: boolean;
+  /** A Lua script that makes each request (`-s`). */
+  script?: string;
 }
 
 /** wrk's latency text (`812.00us`, `2.85ms`, `1.02s`) in milliseconds. */
@@ -78,6 +80,7 @@ export async function wrk(
       "--timeout",
       "5s",
       ...(options.latency ? ["--latency"] : []),
+      ...(options.script ? ["-s", options.script] : []),
       url,
     ],
     stdout: "piped",
