@@ -121,6 +121,7 @@ export function createApp(options: AppOptions): App {
   const origins = options.origins ?? {};
   const csp = pageCsp(origins);
   const clock = options.clock ?? preciseNow;
+  const { version } = options;
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
   if (!options.behindNginx) app.use(rejectMalformed);
@@ -132,12 +133,7 @@ export function createApp(options: AppOptions): App {
     if (format === "json") {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
-    const page = renderPage({
-      ip,
-      timestamp,
-      version: options.version,
-      origins,
-    });
+    const page = renderPage({ ip, timestamp, version, origins });
     return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 
@@ -159,10 +155,7 @@ export function createApp(options: AppOptions): App {
 
   app.get("/time", (c) => {
     const t1 = clock();
-    const url = c.req.url;
-    const query = url.includes("?") ? timeQuery(new URL(url).searchParams) : {};
-    const utc = (ms: number) => formatTimestamp(new Date(ms));
-    return json(c, JSON.stringify(timeFields(query, t1, utc, clock)));
+    return json(c, JSON.stringify(timeFields(timeQuery(c), t1, utc, clock)));
   });
 
   app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
@@ -183,10 +176,14 @@ export function createApp(options: AppOptions): App {
   return app;
 }
 
+const utc = (ms: number) => formatTimestamp(new Date(ms));
+
 // The query's messages are fixed text, safe to send.
-function timeQuery(params: URLSearchParams): TimeQuery {
+function timeQuery(c: Context): TimeQuery {
+  const url = c.req.url;
+  if (!url.includes("?")) return {};
   try {
-    return parseTimeQuery(params);
+    return parseTimeQuery(new URL(url).searchParams);
   } catch (err) {
     if (!(err instanceof TimeQueryError)) throw err;
     throw new HTTPException(400, { message: err.message });

@@ -114,6 +114,34 @@ function staticPaths(): Json {
   return paths;
 }
 
+function timePath(): Json {
+  return api(
+    "Time, a zone's local time, and an NTP-style exchange",
+    "`utc`, `unix` and `unix_ms` always; `tz` adds the zone's fields, " +
+      "`t0` the exchange's: a client computes offset = " +
+      "((t1 − t0) + (t2 − t3)) / 2 and delay = (t3 − t0) − (t2 − t1). " +
+      "An unknown `tz` or a `t0` that is not a finite number is a 400.",
+    { "application/json": { schema: timeSchema() } },
+    [
+      {
+        name: "tz",
+        in: "query",
+        required: false,
+        description: "An IANA time zone such as `Europe/Berlin`.",
+        schema: { type: "string" },
+      },
+      {
+        name: "t0",
+        in: "query",
+        required: false,
+        description:
+          "The client's send time in ms since the epoch (decimals allowed).",
+        schema: { type: "number" },
+      },
+    ],
+  );
+}
+
 function apiPaths(): Json {
   const timestamp = { $ref: "#/components/schemas/Timestamp" };
   const ip = { $ref: "#/components/schemas/Ip" };
@@ -157,31 +185,7 @@ function apiPaths(): Json {
       },
       [format(["text", "json"])],
     ),
-    "/time": api(
-      "Time, a zone's local time, and an NTP-style exchange",
-      "`utc`, `unix` and `unix_ms` always; `tz` adds the zone's fields, " +
-        "`t0` the exchange's: a client computes offset = " +
-        "((t1 − t0) + (t2 − t3)) / 2 and delay = (t3 − t0) − (t2 − t1). " +
-        "An unknown `tz` or a `t0` that is not a finite number is a 400.",
-      { "application/json": { schema: timeSchema() } },
-      [
-        {
-          name: "tz",
-          in: "query",
-          required: false,
-          description: "An IANA time zone such as `Europe/Berlin`.",
-          schema: { type: "string" },
-        },
-        {
-          name: "t0",
-          in: "query",
-          required: false,
-          description:
-            "The client's send time in ms since the epoch (decimals allowed).",
-          schema: { type: "number" },
-        },
-      ],
-    ),
+    "/time": timePath(),
     "/healthz": api("Liveness", "Answers while the process serves.", {
       "application/json": object({ status: { const: "ok" } }),
     }),
