@@ -874,8 +874,11 @@ async function mustRun(
   );
 }
 
-/** The stack started by `user` from a read-only copy under `base`. */
-async function asUser(user: string, base: string, runtimeDir: string) {
+// A copy of the project and a dependency cache under `base` that any user
+// may read, not write; then a marker file to find what is written after it.
+async function readOnlyCopy(
+  base: string,
+): Promise<{ app: string; denoDir: string; marker: string }> {
   await Deno.chmod(base, 0o755);
   // A copy of the project and a dependency cache the user may read, not write.
   const app = `${base}/app`;
@@ -896,7 +899,14 @@ async function asUser(user: string, base: string, runtimeDir: string) {
   await mustRun("chmod", ["-R", "a+rX,go-w", base]);
   const marker = `${base}/marker`;
   await Deno.writeTextFile(marker, "");
+  // Files written in the marker's second would not count as newer.
   await new Promise((r) => setTimeout(r, 1100));
+  return { app, denoDir, marker };
+}
+
+/** The stack started by `user` from a read-only copy under `base`. */
+async function asUser(user: string, base: string, runtimeDir: string) {
+  const { app, denoDir, marker } = await readOnlyCopy(base);
   const port = freePort();
   const proc = run("runuser", [
     "-u",
@@ -950,6 +960,14 @@ async function asUser(user: string, base: string, runtimeDir: string) {
   }
   assert.equal((await proc.child.status).code, 0);
   await proc.drained;
+  await assertWroteNothingElse(user, marker, runtimeDir);
+}
+
+async function assertWroteNothingElse(
+  user: string,
+  marker: string,
+  runtimeDir: string,
+): Promise<void> {
   const found = await stdoutOf("find", [
     "/",
     "-xdev",

@@ -198,7 +198,7 @@ export function run(
   }).spawn();
   const stdout: string[] = [];
   const stderr: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
+  const waiters: Waiter[] = [];
   const check = (line: string) => {
     for (const w of [...waiters]) {
       if (w.pattern.test(line)) {
@@ -216,44 +216,43 @@ export function run(
     stdout,
     stderr,
     drained,
-    waitFor(pattern, ms = 15_000) {
-      const seen = [...stdout, ...stderr].find((l) => pattern.test(l));
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `Timed out waiting for ${pattern}:\n${
-                  [...stdout, ...stderr].slice(-20).join("\n")
-                }`,
-              ),
-            ),
-          ms,
-        );
-        waiters.push({
-          pattern,
-          resolve: (l) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        });
-        child.status.then(() =>
-          setTimeout(
-            () =>
-              reject(
-                new Error(
-                  `Exited before ${pattern}:\n${
-                    [...stdout, ...stderr].slice(-20).join("\n")
-                  }`,
-                ),
-              ),
-            100,
-          )
-        );
-      });
-    },
+    waitFor: (pattern, ms = 15_000) =>
+      waitForLine(
+        () => [...stdout, ...stderr],
+        waiters,
+        child.status,
+        pattern,
+        ms,
+      ),
   };
+}
+
+type Waiter = { pattern: RegExp; resolve: (line: string) => void };
+
+// The first output line matching `pattern`, seen or to come; rejects after
+// `ms`, or once the process has exited without one.
+function waitForLine(
+  lines: () => string[],
+  waiters: Waiter[],
+  status: Promise<Deno.CommandStatus>,
+  pattern: RegExp,
+  ms: number,
+): Promise<string> {
+  const seen = lines().find((l) => pattern.test(l));
+  if (seen) return Promise.resolve(seen);
+  const fail = (why: string) =>
+    new Error(`${why} ${pattern}:\n${lines().slice(-20).join("\n")}`);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(fail("Timed out waiting for")), ms);
+    waiters.push({
+      pattern,
+      resolve: (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      },
+    });
+    status.then(() => setTimeout(() => reject(fail("Exited before")), 100));
+  });
 }
 
 /** Starts `deno task <task>` with extra environment. */
