@@ -58,6 +58,9 @@ function sleep(ms: number): Promise<void> {
  * Asks a worker's socket for `/healthz`; true on a 200 within `timeoutMs`
  * (a stopped process still accepts connections, but never answers).
  */
+// Not fetch through Deno.createHttpClient({ proxy: { transport: "unix" } }):
+// Deno 2.9 then also wants --allow-net for the URL's host, a grant the
+// supervisor does not otherwise need.
 export async function probeSocket(
   path: string,
   timeoutMs = 1000,
