@@ -7,7 +7,7 @@
 # Keep in step with the Deno version in .github/workflows/ci.yml (a test checks).
 ARG DENO_VERSION=2.9.6
 
-FROM denoland/deno:debian-${DENO_VERSION} AS build
+FROM docker.io/denoland/deno:debian-${DENO_VERSION} AS build
 WORKDIR /src
 ENV DENO_NO_UPDATE_CHECK=1
 # Dependency layer, rebuilt only when deno.json or deno.lock change. Deno
@@ -27,7 +27,7 @@ RUN deno bundle --frozen --quiet --output /app/worker.js main.ts \
   && deno bundle --frozen --quiet --output /app/stack.js stack.ts \
   && deno bundle --frozen --quiet --output /app/flags.js stack/permissions.ts
 
-FROM denoland/deno:debian-${DENO_VERSION}
+FROM docker.io/denoland/deno:debian-${DENO_VERSION}
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="ip-timestamp" \
   org.opencontainers.image.description="The current UTC time and the caller's IP address, as JSON, text or a page" \

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { formatTimestamp } from "../service/timestamp.ts";
 import type { LogFields, Logger } from "../service/log.ts";
 import { LOG_LEVELS, type LogLevel } from "../service/config.ts";
 
@@ -150,7 +151,7 @@ export function nginxErrorLine(text: string): Record<string, unknown> {
   );
   if (!m) {
     return {
-      time: new Date().toISOString(),
+      time: formatTimestamp(new Date()),
       level: "error",
       msg: text,
       component: "nginx",
@@ -158,7 +159,7 @@ export function nginxErrorLine(text: string): Record<string, unknown> {
   }
   return {
     // nginx writes local time; the supervisor's clock is the same machine's.
-    time: new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}`).toISOString(),
+    time: formatTimestamp(new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}`)),
     level: NGINX_LEVELS[m[5]] ?? "error",
     msg: m[7],
     component: "nginx",
@@ -178,7 +179,7 @@ export class LogRelay {
     const note = (stream: string) => (dropped: number) =>
       encoder.encode(
         safeJson({
-          time: new Date().toISOString(),
+          time: formatTimestamp(new Date()),
           level: "warn",
           msg: "log lines dropped: the reader of the stack's output stalled",
           component: "stack",
@@ -211,7 +212,7 @@ export class LogRelay {
     const write = (l: LogLevel) => (msg: string, fields: LogFields = {}) => {
       if (!enabled(l)) return;
       this.write({
-        time: new Date().toISOString(),
+        time: formatTimestamp(new Date()),
         level: l,
         msg,
         ...base,
@@ -298,7 +299,7 @@ export class LogRelay {
     if (second === b.second) return;
     if (b.suppressed > 0) {
       this.write({
-        time: new Date().toISOString(),
+        time: formatTimestamp(new Date()),
         level: "warn",
         msg: "nginx log lines suppressed: more than the budget per second",
         component: "stack",
@@ -339,7 +340,7 @@ function jsonLine(text: string): string {
     // Not JSON: wrapped below.
   }
   return safeJson({
-    time: new Date().toISOString(),
+    time: formatTimestamp(new Date()),
     level: "info",
     msg: text,
   });
