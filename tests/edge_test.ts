@@ -3,13 +3,16 @@
 // that stays JSON whatever clients send.
 import assert from "node:assert/strict";
 import {
+  collectLines,
   denoTask,
-  freePort,
   needs,
+  onFreePort,
   openTempDir,
+  PortTaken,
   PROJECT_DIR,
   rawRequest,
   run,
+  saysPortTaken,
   startStack,
   stdoutOf,
   withStack,
@@ -173,21 +176,66 @@ function rawStack(port: number, runtimeDir: string, env = {}) {
   }).spawn();
 }
 
+/** A raw stack on a free port; `up` if it answered within 20 s. */
+interface RawStack {
+  child: Deno.ChildProcess;
+  /** The child's stderr, the caller's to read. */
+  stderr: ReadableStream<Uint8Array>;
+  port: number;
+  runtimeDir: string;
+  up: boolean;
+}
+
+/**
+ * {@linkcode rawStack} on a free port, again on another if the port is
+ * taken under it, with its runtime directory under `base` (removed if it
+ * never starts); waits until its own nginx (its pid file) answers
+ * /healthz. `started` runs on each child first (a test's stdout reader).
+ */
+function rawStackUp(
+  base: string,
+  env: Record<string, string> = {},
+  started: (child: Deno.ChildProcess) => Promise<void> = async () => {},
+): Promise<RawStack> {
+  const runtimeDir = `${base}/run`;
+  const pidFile = runtimeLayout(runtimeDir).nginxPid;
+  return onFreePort(async (port) => {
+    const child = rawStack(port, runtimeDir, env);
+    const [stderr, mine] = child.stderr.tee();
+    const lines: string[] = [];
+    const read = collectLines(mine, lines);
+    let exited = false;
+    child.status.then(() => exited = true);
+    await started(child);
+    let up = false;
+    await until(async () =>
+      exited ||
+      (up = await Deno.stat(pidFile).then(() => true, () => false) &&
+        await answers(`http://127.0.0.1:${port}/healthz`)), 20_000);
+    const stack = { child, stderr, port, runtimeDir, up };
+    if (up || !exited) return stack;
+    await read;
+    if (!saysPortTaken(lines)) return stack;
+    await stderr.cancel();
+    await child.stdout.cancel().catch(() => {});
+    throw new PortTaken(lines.join("\n"));
+  }).catch(async (err) => {
+    await Deno.remove(base, { recursive: true }).catch(() => {});
+    throw err;
+  });
+}
+
 Deno.test({
   name: "a stdout nobody reads never stops serving; dropped lines are counted",
   ignore: !ready,
   fn: async () => {
-    const port = freePort();
     // The stack makes its runtime directory itself, under a base nginx may
     // pass through.
     const base = await openTempDir("ip-timestamp-test-");
-    const runtimeDir = `${base}/run`;
-    const child = rawStack(port, runtimeDir);
-    child.stderr.pipeTo(new WritableStream()).catch(() => {});
+    const { child, stderr, port, up } = await rawStackUp(base);
+    stderr.pipeTo(new WritableStream()).catch(() => {});
     try {
-      assert.ok(
-        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
-      );
+      assert.ok(up);
       // Far more access-log lines (~250 bytes each) than the pipe and the
       // relay's queue (1 MiB) hold.
       const load = await new Deno.Command("curl", {
@@ -249,24 +297,25 @@ Deno.test({
     "with stdout closed (| head -n1), SIGTERM still stops everything cleanly",
   ignore: !ready,
   fn: async () => {
-    const port = freePort();
     // The stack makes its runtime directory itself, under a base nginx may
     // pass through.
     const base = await openTempDir("ip-timestamp-test-");
-    const runtimeDir = `${base}/run`;
-    const child = rawStack(port, runtimeDir);
+    const { child, stderr: errors, port, runtimeDir, up } = await rawStackUp(
+      base,
+      {},
+      async (child) => {
+        const reader = child.stdout.getReader();
+        await reader.read();
+        // What `head -n1` does: read a line and close the pipe.
+        await reader.cancel();
+      },
+    );
     const stderr: string[] = [];
-    child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    errors.pipeThrough(new TextDecoderStream()).pipeTo(
       new WritableStream({ write: (text) => void stderr.push(text) }),
     ).catch(() => {});
     try {
-      const reader = child.stdout.getReader();
-      await reader.read();
-      // What `head -n1` does: read a line and close the pipe.
-      await reader.cancel();
-      assert.ok(
-        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
-      );
+      assert.ok(up);
       for (let i = 0; i < 50; i++) {
         assert.ok(await answers(`http://127.0.0.1:${port}/ip`));
       }
@@ -377,11 +426,19 @@ Deno.test({
     const leftover = denoTask("start", { SOCKET: socket });
     try {
       await leftover.waitFor(/"msg":"listening"/);
-      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-        env: { PORT: String(freePort()), RUNTIME_DIR: runtimeDir },
+      // PORT is checked first: a port taken meanwhile is retried on another.
+      const { proc, code } = await onFreePort(async (port) => {
+        const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
+          env: { PORT: String(port), RUNTIME_DIR: runtimeDir },
+        });
+        const code = await exitCode(proc.child);
+        await proc.drained;
+        if (saysPortTaken(proc.stderr)) {
+          throw new PortTaken(proc.stderr.join("\n"));
+        }
+        return { proc, code };
       });
-      assert.equal(await exitCode(proc.child), 2);
-      await proc.drained;
+      assert.equal(code, 2);
       assert.deepEqual(proc.stdout, []);
       assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
       assert.match(proc.stderr[0], /Invalid RUNTIME_DIR .*still answers/);
@@ -462,18 +519,16 @@ Deno.test({
     "every line the stack writes is one valid UTF-8 JSON object, whatever clients send",
   ignore: !ready,
   fn: async () => {
-    const port = freePort();
     // The stack makes its runtime directory itself, under a base nginx may
     // pass through.
     const base = await openTempDir("ip-timestamp-test-");
-    const runtimeDir = `${base}/run`;
-    const child = rawStack(port, runtimeDir, { RATE_LIMIT: "2" });
+    const { child, stderr, port, up } = await rawStackUp(base, {
+      RATE_LIMIT: "2",
+    });
     const out = new Response(child.stdout).bytes();
-    const err = new Response(child.stderr).bytes();
+    const err = new Response(stderr).bytes();
     try {
-      assert.ok(
-        await until(() => answers(`http://127.0.0.1:${port}/healthz`), 20_000),
-      );
+      assert.ok(up);
       for (
         const line of [
           "GET /%ff%fe%c3 HTTP/1.1",

@@ -11,8 +11,9 @@ import { VERSION } from "../main.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
 import {
   denoTask,
-  freePort,
+  listening,
   needs,
+  onFreePort,
   type Running,
   withStack,
 } from "./test_util.ts";
@@ -294,11 +295,14 @@ async function checkHeadLength(
   );
 }
 
-async function service(): Promise<{ port: number; proc: Running }> {
-  const port = freePort();
-  const proc = denoTask("start", { PORT: String(port), HOST: "127.0.0.1" });
-  await proc.waitFor(/"msg":"listening"/);
-  return { port, proc };
+/** The service on a free port (another if the port is taken under it). */
+function service(): Promise<{ port: number; proc: Running }> {
+  return onFreePort(async (port) => ({
+    port,
+    proc: await listening(
+      denoTask("start", { PORT: String(port), HOST: "127.0.0.1" }),
+    ),
+  }));
 }
 
 Deno.test("the service alone answers the table as its OpenAPI document says", async () => {

@@ -2,7 +2,13 @@
 // worker of the stack export a span per request, continuing the caller's
 // W3C trace, to an OTLP/HTTP receiver (here one the test runs on loopback).
 import assert from "node:assert/strict";
-import { denoTask, freePort, needs, withStack } from "./test_util.ts";
+import {
+  denoTask,
+  listening,
+  needs,
+  onFreePort,
+  withStack,
+} from "./test_util.ts";
 
 const ready = needs("nginx");
 
@@ -100,26 +106,30 @@ Deno.test({
   name: "the service alone exports a span carrying the caller's trace id",
   fn: async () => {
     const receiver = startReceiver();
-    const port = freePort();
-    const service = denoTask("start", {
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      ...otelEnv(receiver.endpoint),
-    });
     try {
-      await service.waitFor(/"msg":"listening"/);
-      const trace = randomHex(16);
-      const parent = randomHex(8);
-      const res = await fetch(`http://127.0.0.1:${port}/ip`, {
-        headers: { traceparent: `00-${trace}-${parent}-01` },
-      });
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
-      await receiver.waitForSpan(trace, parent);
+      const { port, service } = await onFreePort(async (port) => ({
+        port,
+        service: await listening(denoTask("start", {
+          HOST: "127.0.0.1",
+          PORT: String(port),
+          ...otelEnv(receiver.endpoint),
+        })),
+      }));
+      try {
+        const trace = randomHex(16);
+        const parent = randomHex(8);
+        const res = await fetch(`http://127.0.0.1:${port}/ip`, {
+          headers: { traceparent: `00-${trace}-${parent}-01` },
+        });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        await receiver.waitForSpan(trace, parent);
+      } finally {
+        service.child.kill("SIGTERM");
+        await service.child.status;
+        await service.drained;
+      }
     } finally {
-      service.child.kill("SIGTERM");
-      await service.child.status;
-      await service.drained;
       await receiver.stop();
     }
   },

@@ -375,14 +375,21 @@ Deno.test("a client's unbalanced quote in Forwarded cannot hide the proxy's elem
 });
 
 Deno.test("out of descriptors, the service drops held connections and serves again, never exits", async () => {
-  const port = freePort();
   // 256 descriptors; more connections than that send headers that never end.
-  const proc = run("sh", ["-c", "ulimit -n 256 && exec deno task -q start"], {
-    env: { HOST: "127.0.0.1", PORT: String(port), PATH: Deno.env.get("PATH")! },
-  });
+  const { proc, port } = await onFreePort(async (port) => ({
+    proc: await listening(
+      run("sh", ["-c", "ulimit -n 256 && exec deno task -q start"], {
+        env: {
+          HOST: "127.0.0.1",
+          PORT: String(port),
+          PATH: Deno.env.get("PATH")!,
+        },
+      }),
+    ),
+    port,
+  }));
   const held: Deno.TcpConn[] = [];
   try {
-    await proc.waitFor(/"msg":"listening"/);
     for (let i = 0; i < 300; i++) {
       try {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port });

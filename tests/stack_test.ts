@@ -10,6 +10,7 @@ import {
   PROJECT_DIR,
   rawRequest,
   run,
+  type Running,
   saysPortTaken,
   type Stack,
   staleSocket,
@@ -907,25 +908,21 @@ async function readOnlyCopy(
 /** The stack started by `user` from a read-only copy under `base`. */
 async function asUser(user: string, base: string, runtimeDir: string) {
   const { app, denoDir, marker } = await readOnlyCopy(base);
-  const port = freePort();
-  const proc = run("runuser", [
-    "-u",
-    user,
-    "--",
-    "env",
-    `HOME=/nonexistent`,
-    `DENO_DIR=${denoDir}`,
-    `PATH=${Deno.env.get("PATH")}`,
-    `PORT=${port}`,
-    `RUNTIME_DIR=${runtimeDir}`,
-    "WORKERS=2",
-    Deno.execPath(),
-    "task",
-    "-q",
-    "stack",
-  ], { cwd: app, env: {} });
+  const { proc, port } = await onFreePort(async (port) => {
+    const proc = startAsUser(user, app, denoDir, port, runtimeDir);
+    try {
+      await proc.waitFor(/"msg":"ready"/, 30_000);
+      return { proc, port };
+    } catch (err) {
+      await stopAsUser(user, proc);
+      await proc.drained;
+      if (saysPortTaken([...proc.stdout, ...proc.stderr])) {
+        throw new PortTaken(String(err));
+      }
+      throw err;
+    }
+  });
   try {
-    await proc.waitFor(/"msg":"ready"/, 30_000);
     assert.equal(
       await (await fetch(`http://127.0.0.1:${port}/ip`)).text(),
       "127.0.0.1\n",
@@ -946,21 +943,52 @@ async function asUser(user: string, base: string, runtimeDir: string) {
       .filter((l) => l.includes(runtimeDir) && !l.startsWith("runuser"));
     assert.deepEqual(asRoot, [], "nothing of the stack runs as root");
   } finally {
-    // runuser does not pass signals on: stop the user's `deno task`.
-    const task = await stdoutOf("pgrep", ["-u", user, "-f", "task -q stack"]);
-    for (
-      const pid of task.split("\n").filter(
-        Boolean,
-      )
-    ) {
-      Deno.kill(Number(pid), "SIGTERM");
-    }
-    // Before the user goes: userdel refuses a user that still runs.
-    await proc.child.status;
+    await stopAsUser(user, proc);
   }
   assert.equal((await proc.child.status).code, 0);
   await proc.drained;
   await assertWroteNothingElse(user, marker, runtimeDir);
+}
+
+/** `deno task stack` run by `user` in `app`, on `port`. */
+function startAsUser(
+  user: string,
+  app: string,
+  denoDir: string,
+  port: number,
+  runtimeDir: string,
+): Running {
+  return run("runuser", [
+    "-u",
+    user,
+    "--",
+    "env",
+    `HOME=/nonexistent`,
+    `DENO_DIR=${denoDir}`,
+    `PATH=${Deno.env.get("PATH")}`,
+    `PORT=${port}`,
+    `RUNTIME_DIR=${runtimeDir}`,
+    "WORKERS=2",
+    Deno.execPath(),
+    "task",
+    "-q",
+    "stack",
+  ], { cwd: app, env: {} });
+}
+
+/** Stops what {@linkcode startAsUser} started, and waits for runuser. */
+async function stopAsUser(user: string, proc: Running): Promise<void> {
+  // runuser does not pass signals on: stop the user's `deno task`.
+  const task = await stdoutOf("pgrep", ["-u", user, "-f", "task -q stack"]);
+  for (
+    const pid of task.split("\n").filter(
+      Boolean,
+    )
+  ) {
+    Deno.kill(Number(pid), "SIGTERM");
+  }
+  // Before the user goes: userdel refuses a user that still runs.
+  await proc.child.status;
 }
 
 async function assertWroteNothingElse(
