@@ -24,24 +24,36 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
 }
 
-/** Creates a logger that writes JSON lines at or above `level`. */
+/** Where a logger's entries go: one object a line. */
+export type LogSink = (entry: LogFields & { level: LogLevel }) => void;
+
+// Warnings and errors on stderr, the rest on stdout.
+const consoleSink: LogSink = (entry) => {
+  const line = JSON.stringify(entry);
+  if (entry.level === "warn" || entry.level === "error") console.error(line);
+  else console.log(line);
+};
+
+/**
+ * Creates a logger that writes JSON lines at or above `level`, each with
+ * the `base` fields, to `sink` (the console unless given).
+ */
 export function createLogger(
   level: LogLevel,
   base: LogFields = {},
+  sink: LogSink = consoleSink,
 ): Logger {
   const floor = LOG_LEVELS.indexOf(level);
   const enabled = (l: LogLevel) => LOG_LEVELS.indexOf(l) >= floor;
   const write = (l: LogLevel) => (msg: string, fields: LogFields = {}) => {
     if (!enabled(l)) return;
-    const line = JSON.stringify({
+    sink({
       time: formatTimestamp(new Date()),
       level: l,
       msg,
       ...base,
       ...fields,
     });
-    if (l === "warn" || l === "error") console.error(line);
-    else console.log(line);
   };
   return {
     enabled,

@@ -13,8 +13,8 @@
  * @module
  */
 import { formatTimestamp } from "../service/timestamp.ts";
-import type { LogFields, Logger } from "../service/log.ts";
-import { LOG_LEVELS, type LogLevel } from "../service/config.ts";
+import { createLogger, type LogFields, type Logger } from "../service/log.ts";
+import type { LogLevel } from "../service/config.ts";
 
 /** Where the relay writes: `Deno.stdout` and `Deno.stderr` or a test's. */
 export interface LogSink {
@@ -207,25 +207,7 @@ export class LogRelay {
 
   /** A {@linkcode Logger} that writes through the relay. */
   logger(level: LogLevel, base: LogFields = {}): Logger {
-    const floor = LOG_LEVELS.indexOf(level);
-    const enabled = (l: LogLevel) => LOG_LEVELS.indexOf(l) >= floor;
-    const write = (l: LogLevel) => (msg: string, fields: LogFields = {}) => {
-      if (!enabled(l)) return;
-      this.write({
-        time: formatTimestamp(new Date()),
-        level: l,
-        msg,
-        ...base,
-        ...fields,
-      });
-    };
-    return {
-      enabled,
-      debug: write("debug"),
-      info: write("info"),
-      warn: write("warn"),
-      error: write("error"),
-    };
+    return createLogger(level, base, (entry) => this.write(entry));
   }
 
   /**
