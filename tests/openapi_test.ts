@@ -4,6 +4,7 @@
 // body schema, required headers), and carry each common header once.
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import { ROUTES } from "../service/app.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { openApiDocument } from "../service/openapi.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
@@ -43,14 +44,6 @@ const req = (method: string, target: string, lines: string[] = []) =>
   `${method} ${target} HTTP/1.1\r\n${h(lines)}`;
 const both = (status: number) => ({ service: status, stack: status });
 
-const ROUTES = [
-  "/",
-  "/ip",
-  "/timestamp",
-  "/time",
-  "/healthz",
-  "/openapi.json",
-];
 const STATIC = [...STATIC_FILES.keys()];
 
 const CASES: Case[] = [
