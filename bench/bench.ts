@@ -21,7 +21,7 @@ import {
   waitHttp,
   WORKERS,
 } from "./servers.ts";
-import { failures, wrk } from "./wrk.ts";
+import { failures, wrk } from "../testing/wrk.ts";
 
 const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 // Fifteen rounds: on two shared cores one round's ratio can be anywhere

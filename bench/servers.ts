@@ -9,12 +9,13 @@
  *
  * @module
  */
-import { loadStackConfig, type StackConfig } from "../service/config.ts";
+import { loadStackConfig, type StackConfig } from "../stack/stack_config.ts";
 import { renderNginxConfig } from "../stack/nginx_config.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 
-/** The project directory (where `deno.json` is). */
-export const PROJECT_DIR: string = new URL("..", import.meta.url).pathname;
+import { freePort, PROJECT_DIR } from "../testing/net.ts";
+
+export { freePort, PROJECT_DIR };
 
 /** Deno workers per server: one per core, as the stack defaults to. */
 export const WORKERS: number = navigator.hardwareConcurrency;
@@ -36,14 +37,6 @@ export interface Server {
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> =>
   new Promise((r) => setTimeout(r, ms));
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -10,7 +10,6 @@ import ipaddr from "ipaddr.js";
 import {
   type AddressRange,
   formatAddress,
-  formatRange,
   parseAddress,
   parseRange,
 } from "./client_ip.ts";
@@ -64,31 +63,12 @@ export const SERVICE_ENV = [
   ...OTEL_ENV,
 ] as const;
 
-/** The variables the stack supervisor reads, on top of the service's. */
-export const STACK_ENV = [
-  "PORT",
-  "WORKERS",
-  "NGINX_WORKERS",
-  "RUNTIME_DIR",
-  "WORKER_BUNDLE",
-  "RATE_LIMIT",
-  "TRUSTED_PROXIES",
-  "FORWARDED_HEADER",
-  "LOG_LEVEL",
-  ...ORIGIN_ENV,
-  ...OTEL_ENV,
-] as const;
-
 /** Defaults for every setting, in one place. */
 export const DEFAULTS = {
   host: "0.0.0.0",
   port: 8000,
   logLevel: "info" as LogLevel,
   forwardedHeader: "x-forwarded-for" as ForwardedHeader,
-  stackPort: 8080,
-  runtimeDir: "/tmp/ip-timestamp",
-  /** Requests per second per client address at the stack's edge. */
-  rateLimit: 50,
   /** Seconds a draining process may take before it is stopped hard. */
   drainSeconds: 10,
 };
@@ -121,34 +101,8 @@ export interface FamilyOrigins {
   ipv6?: string;
 }
 
-/** The settings of the nginx + workers stack. */
-export interface StackConfig {
-  /** nginx's port (PORT). */
-  port: number;
-  /** Deno worker processes (WORKERS). */
-  workers: number;
-  /** nginx worker processes (NGINX_WORKERS). */
-  nginxWorkers: number;
-  /** Where the stack writes its sockets, config and files (RUNTIME_DIR). */
-  runtimeDir: string;
-  /**
-   * A prebuilt bundle of main.ts for the workers (the container ships one);
-   * unset, the supervisor bundles main.ts into the runtime dir at start.
-   */
-  workerBundle?: string;
-  /** Requests per second per client address; 0 turns the limit off. */
-  rateLimit: number;
-  /** The entries in normal form (`network/bits`), rendered into nginx. */
-  trustedProxies: string[];
-  /** The least severe level written (LOG_LEVEL). */
-  logLevel: LogLevel;
-  /** Passed to every worker. */
-  origins: FamilyOrigins;
-  /** Passed to every worker. */
-  otel: Record<string, string>;
-}
-
-function integer(
+/** A whole number setting from `min` to `max`, or `fallback` when unset. */
+export function integer(
   env: EnvReader,
   name: string,
   fallback: number,
@@ -167,7 +121,8 @@ function integer(
   return Number(raw);
 }
 
-function oneOf<T extends string>(
+/** One of `choices` (case-insensitive), or `fallback` when unset. */
+export function oneOf<T extends string>(
   env: EnvReader,
   name: string,
   choices: readonly T[],
@@ -189,7 +144,8 @@ function oneOf<T extends string>(
 /** The longest Unix socket path Linux takes (sun_path less its NUL). */
 export const MAX_SOCKET_PATH = 107;
 
-function absolutePath(env: EnvReader, name: string): string | undefined {
+/** A plain absolute path in one spelling, or undefined when unset. */
+export function absolutePath(env: EnvReader, name: string): string | undefined {
   const raw = env(name);
   if (raw === undefined || raw === "") return undefined;
   // The path also goes into permission flags and nginx config: keep it plain.
@@ -205,7 +161,8 @@ function absolutePath(env: EnvReader, name: string): string | undefined {
   return "/" + parts.join("/");
 }
 
-function trustedRanges(env: EnvReader): AddressRange[] {
+/** TRUSTED_PROXIES: the proxies whose forwarding header is believed. */
+export function trustedRanges(env: EnvReader): AddressRange[] {
   const raw = env("TRUSTED_PROXIES") ?? "";
   const entries = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   return entries.map((entry) => {
@@ -286,7 +243,8 @@ function origin(
   return url.origin;
 }
 
-function otelSettings(env: EnvReader): Record<string, string> {
+/** The OpenTelemetry variables that are set, validated. */
+export function otelSettings(env: EnvReader): Record<string, string> {
   const checks: Record<string, [RegExp, string]> = {
     OTEL_DENO: [/^(true|false)$/, "true or false"],
     OTEL_EXPORTER_OTLP_ENDPOINT: [
@@ -314,7 +272,8 @@ function otelSettings(env: EnvReader): Record<string, string> {
   return settings;
 }
 
-function familyOrigins(env: EnvReader): FamilyOrigins {
+/** IPV4_ORIGIN and IPV6_ORIGIN, validated. */
+export function familyOrigins(env: EnvReader): FamilyOrigins {
   return {
     ipv4: origin(env, "IPV4_ORIGIN", "ipv4"),
     ipv6: origin(env, "IPV6_ORIGIN", "ipv6"),
@@ -334,47 +293,6 @@ export function loadServiceConfig(env: EnvReader): ServiceConfig {
       FORWARDED_HEADERS,
       DEFAULTS.forwardedHeader,
     ),
-    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
-    origins: familyOrigins(env),
-    otel: otelSettings(env),
-  };
-}
-
-/** Reads and validates the stack's settings; throws {@linkcode ConfigError}. */
-export function loadStackConfig(
-  env: EnvReader,
-  cpus: number = navigator.hardwareConcurrency,
-): StackConfig {
-  const header = oneOf(
-    env,
-    "FORWARDED_HEADER",
-    FORWARDED_HEADERS,
-    DEFAULTS.forwardedHeader,
-  );
-  if (header !== "x-forwarded-for") {
-    throw new ConfigError(
-      `Invalid FORWARDED_HEADER ${
-        JSON.stringify(header)
-      }: behind nginx only x-forwarded-for is supported (nginx resolves the client address)`,
-    );
-  }
-  const workers = integer(env, "WORKERS", cpus, 1, 64);
-  return {
-    port: integer(env, "PORT", DEFAULTS.stackPort, 1, 65535),
-    workers,
-    // nginx shares the cores with the workers: one nginx process per two
-    // workers beat one per core on 2 cores (README, Performance).
-    nginxWorkers: integer(
-      env,
-      "NGINX_WORKERS",
-      Math.ceil(workers / 2),
-      1,
-      64,
-    ),
-    runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? DEFAULTS.runtimeDir,
-    workerBundle: absolutePath(env, "WORKER_BUNDLE"),
-    rateLimit: integer(env, "RATE_LIMIT", DEFAULTS.rateLimit, 0, 1_000_000),
-    trustedProxies: trustedRanges(env).map(formatRange),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
     origins: familyOrigins(env),
     otel: otelSettings(env),

@@ -1,11 +1,7 @@
-// Settings: defaults, validation, and the one-line errors that stop a start.
+// The service's settings: defaults, validation, and the one-line errors that stop a start.
 import assert from "node:assert/strict";
-import {
-  ConfigError,
-  DEFAULTS,
-  loadServiceConfig,
-  loadStackConfig,
-} from "./config.ts";
+import { ConfigError, DEFAULTS, loadServiceConfig } from "./config.ts";
+import { loadStackConfig } from "../stack/stack_config.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -15,12 +11,6 @@ Deno.test("defaults apply when nothing is set", () => {
   assert.equal(service.port, DEFAULTS.port);
   assert.equal(service.socket, undefined);
   assert.deepEqual(service.trustedProxies, []);
-  const stack = loadStackConfig(env({}), 3);
-  assert.equal(stack.port, 8080);
-  assert.equal(stack.workers, 3, "one worker per CPU by default");
-  assert.equal(stack.nginxWorkers, 2, "one nginx process per two workers");
-  assert.equal(loadStackConfig(env({ WORKERS: "1" }), 8).nginxWorkers, 1);
-  assert.equal(stack.rateLimit, DEFAULTS.rateLimit);
 });
 
 Deno.test("bad settings are refused with a message naming the variable", () => {
@@ -51,17 +41,6 @@ Deno.test("bad settings are refused with a message naming the variable", () => {
       return true;
     });
   }
-  for (
-    const [vars, message] of [
-      [{ WORKERS: "0" }, /^Invalid WORKERS/],
-      [{ NGINX_WORKERS: "0" }, /^Invalid NGINX_WORKERS/],
-      [{ RATE_LIMIT: "fast" }, /^Invalid RATE_LIMIT/],
-      [{ RUNTIME_DIR: "tmp" }, /^Invalid RUNTIME_DIR/],
-      [{ FORWARDED_HEADER: "forwarded" }, /only x-forwarded-for/],
-    ] as [Record<string, string>, RegExp][]
-  ) {
-    assert.throws(() => loadStackConfig(env(vars)), { message });
-  }
 });
 
 Deno.test("good settings are read as given", () => {
@@ -78,11 +57,6 @@ Deno.test("good settings are read as given", () => {
   assert.equal(c.trustedProxies.length, 2);
   assert.equal(c.logLevel, "debug");
   assert.equal(c.forwardedHeader, "forwarded");
-  const stack = loadStackConfig(
-    env({ RUNTIME_DIR: "/tmp/x/", NGINX_WORKERS: "4" }),
-  );
-  assert.equal(stack.runtimeDir, "/tmp/x");
-  assert.equal(stack.nginxWorkers, 4);
 });
 
 Deno.test("IPV4_ORIGIN and IPV6_ORIGIN must be plain http(s) origins of their family", () => {
@@ -130,7 +104,7 @@ Deno.test("OpenTelemetry settings are checked, kept for the workers, never echoe
     OTEL_SERVICE_NAME: "ip-timestamp",
     OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer secret",
   };
-  assert.deepEqual(loadStackConfig(env(otel)).otel, otel);
+  assert.deepEqual(loadServiceConfig(env(otel)).otel, otel);
   assert.deepEqual(loadServiceConfig(env({})).otel, {});
   for (
     const [name, raw] of [

@@ -7,7 +7,7 @@ import template from "../nginx/nginx.conf" with { type: "text" };
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { formatRange, parseRange } from "../service/client_ip.ts";
-import type { StackConfig } from "../service/config.ts";
+import type { StackConfig } from "./stack_config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
 /** Facts about the machine that the config depends on. */
@@ -163,6 +163,7 @@ export function renderNginxConfig(
   const fields: Record<string, string> = {
     USER: host.user ? `user ${host.user};` : "",
     PID_FILE: layout.nginxPid,
+    ALIVE_SOCKET: layout.nginxAlive,
     NGINX_TEMP: layout.nginxTemp,
     NGINX_WORKERS: String(config.nginxWorkers),
     PORT: String(config.port),

@@ -4,18 +4,15 @@
 import assert from "node:assert/strict";
 import template from "../nginx/nginx.conf" with { type: "text" };
 import { ALLOW, COMMON_HEADERS } from "../service/common_headers.ts";
-import {
-  ConfigError,
-  loadStackConfig,
-  type StackConfig,
-} from "../service/config.ts";
+import { ConfigError } from "../service/config.ts";
+import { loadStackConfig, type StackConfig } from "./stack_config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
 
 const config = loadStackConfig(
   (name) => ({ RUNTIME_DIR: "/run/ipt", PORT: "8080" })[name],
-  2,
+  { cpus: 2, uid: 0 },
 );
 const rendered = renderNginxConfig(config, { ipv6: false });
 
@@ -128,7 +125,7 @@ Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
       RUNTIME_DIR: "/run//ip-timestamp/./x/",
       PORT: "08080",
     }),
-    2,
+    { cpus: 2, uid: 0 },
   );
   const text = renderNginxConfig(config, HOST);
   const realIp = text.split("\n").filter((l) => l.includes("set_real_ip_from"))
@@ -144,7 +141,10 @@ Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
 });
 
 Deno.test("the renderer refuses any field not in normal form, however it came", () => {
-  const good = loadStackConfig(env({ TRUSTED_PROXIES: "10.0.0.0/8" }), 2);
+  const good = loadStackConfig(env({ TRUSTED_PROXIES: "10.0.0.0/8" }), {
+    cpus: 2,
+    uid: 0,
+  });
   renderNginxConfig(good, HOST);
   const bad: [Partial<StackConfig>, string][] = [
     [{ trustedProxies: ["10.0.0.0/8;allow all"] }, "trustedProxies"],

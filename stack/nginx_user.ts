@@ -17,6 +17,8 @@ export interface NginxAccount {
   user: string;
   /** Its group's name. */
   group: string;
+  /** Its user id: every child of a root supervisor runs as it. */
+  uid: number;
   /** Its group's id, which the runtime directory is shared with. */
   gid: number;
 }
@@ -58,7 +60,10 @@ export async function nginxAccount(): Promise<NginxAccount> {
       );
     }
   }
+  const uid = await idOf("/etc/passwd", name);
   const gid = await idOf("/etc/group", name);
-  if (gid === undefined) throw new Error(`no group ${name} in /etc/group`);
-  return { user: name, group: name, gid };
+  if (uid === undefined || gid === undefined) {
+    throw new Error(`no account ${name} in /etc/passwd and /etc/group`);
+  }
+  return { user: name, group: name, uid, gid };
 }

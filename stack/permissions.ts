@@ -10,13 +10,16 @@
 import {
   ConfigError,
   loadServiceConfig,
-  loadStackConfig,
   SERVICE_ENV,
   type ServiceConfig,
+} from "../service/config.ts";
+import {
+  hostFacts,
+  loadStackConfig,
   STACK_ENV,
   type StackConfig,
-} from "../service/config.ts";
-import { workerSocket } from "./runtime_dir.ts";
+} from "./stack_config.ts";
+import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
 /** Flags that keep every process from fetching or resolving code at start. */
 export const FROZEN_FLAGS = ["--cached-only", "--frozen"];
@@ -43,9 +46,13 @@ export function serviceFlags(config: Partial<ServiceConfig>): string[] {
 
 /**
  * The supervisor's flags: its runtime directory, the workers' sockets,
- * PORT (to check it is free), nginx, deno, `setsid` and `kill` (for nginx's
- * process group), `setpriv` (children die with it), `useradd`, `stat` and
- * `realpath`, and its own uid to decide how nginx drops privileges.
+ * PORT (to check it is free), nginx's probe socket, nginx, deno, `setsid`
+ * and `kill` (nginx's processes), `setpriv` (children die with it, and
+ * drop root),
+ * `useradd`, `stat` and `realpath`, `ps` (stopped children) and `cat`
+ * (the cgroup's files), and its own uid. A process that may run `deno`,
+ * or anything as root, can do anything (docs/security.md): these flags
+ * keep the supervisor honest, the workers' flags are the boundary.
  */
 export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;
@@ -71,6 +78,7 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
         "[::]:0",
         `0.0.0.0:${config.port}`,
         `[::]:${config.port}`,
+        `unix:${runtimeLayout(dir).nginxAlive}`,
         ...Array.from(
           { length: config.workers },
           (_, i) => `unix:${workerSocket(dir, i)}`,
@@ -79,7 +87,7 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
     }`,
     // useradd: nginx's own account as root (nginx_user.ts); stat and
     // realpath: the directories above RUNTIME_DIR (prepare_runtime_dir.ts).
-    `--allow-run=nginx,setsid,setpriv,kill,useradd,stat,realpath,${denoPath}`,
+    `--allow-run=nginx,setsid,setpriv,kill,useradd,stat,realpath,ps,cat,${denoPath}`,
     "--allow-sys=uid",
   ];
 }
@@ -113,7 +121,7 @@ if (import.meta.main) {
   let flags: string[];
   try {
     flags = Deno.args[0] === "stack"
-      ? stackFlags(loadStackConfig(env), Deno.execPath())
+      ? stackFlags(loadStackConfig(env, await hostFacts()), Deno.execPath())
       : Deno.args[0] === "compile"
       ? compileFlags(loadServiceConfig(env), env("TARGET") || undefined)
       : serviceFlags(loadServiceConfig(env));

@@ -39,7 +39,6 @@ function topEntries(layout: RuntimeLayout): Map<string, "dir" | "file"> {
     [name(layout.nginxTemp), "dir"],
     [name(layout.public), "dir"],
     [name(layout.nginxConf), "file"],
-    [name(layout.nginxPid), "file"],
     [name(layout.workerScript), "file"],
   ]);
 }
@@ -48,11 +47,12 @@ function octal(mode: number): string {
   return "0" + (mode & 0o7777).toString(8);
 }
 
-// The mode each directory gets: nginx's group may enter, the sockets'
-// directory hands its group to each socket (setgid), no one else may.
-function dirMode(owner: RuntimeOwner, sockets: boolean): number {
+// The mode each directory gets: as root, the stack's account (which every
+// child runs as) may enter, and write where its children write (sockets,
+// nginx's own); no one else may.
+function dirMode(owner: RuntimeOwner, writable: boolean): number {
   if (owner.gid === undefined) return 0o700;
-  return sockets ? 0o2750 : 0o750;
+  return writable ? 0o2770 : 0o750;
 }
 
 async function lstatOrUndefined(
@@ -221,8 +221,8 @@ export class RuntimeDir {
    * A directory under the runtime directory: made with its mode and group
    * if missing; if there, it must already be exactly that.
    */
-  async dir(path: string, sockets = false): Promise<void> {
-    const mode = dirMode(this.owner, sockets);
+  async dir(path: string, writable = false): Promise<void> {
+    const mode = dirMode(this.owner, writable);
     try {
       await Deno.mkdir(path, { mode: 0o700 });
     } catch (err) {
@@ -347,11 +347,8 @@ export async function prepareRuntimeDir(
   try {
     const layout = dir.layout;
     await dir.dir(layout.sockets, true);
-    await dir.dir(layout.nginxTemp);
+    await dir.dir(layout.nginxTemp, true);
     await dir.dir(layout.public);
-    // nginx writes its pid file as root, through any link that stands there.
-    const pid = await lstatOrUndefined(layout.nginxPid);
-    if (pid && !pid.isFile) await dir.clear(layout.nginxPid);
     for (const [path, file] of STATIC_FILES) {
       const target = `${layout.public}${path}`;
       let parent = layout.public;

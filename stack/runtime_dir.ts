@@ -12,7 +12,7 @@ export interface RuntimeLayout {
   root: string;
   /** The workers' Unix sockets. */
   sockets: string;
-  /** nginx's temp paths (client bodies, proxy buffers). */
+  /** nginx's own directory: its temp paths and its pid file. */
   nginxTemp: string;
   /** Static files nginx serves. */
   public: string;
@@ -20,6 +20,8 @@ export interface RuntimeLayout {
   nginxConf: string;
   /** nginx's pid file, written once it has bound its sockets. */
   nginxPid: string;
+  /** nginx's socket for the supervisor's liveness probe. */
+  nginxAlive: string;
   /** The workers' program: main.ts in one file. */
   workerScript: string;
 }
@@ -32,7 +34,9 @@ export function runtimeLayout(root: string): RuntimeLayout {
     nginxTemp: `${root}/nginx`,
     public: `${root}/public`,
     nginxConf: `${root}/nginx.conf`,
-    nginxPid: `${root}/nginx.pid`,
+    // Where nginx, which runs as the stack's account, may write.
+    nginxPid: `${root}/nginx/nginx.pid`,
+    nginxAlive: `${root}/nginx/alive.sock`,
     workerScript: `${root}/worker.js`,
   };
 }

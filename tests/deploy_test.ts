@@ -13,7 +13,8 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBu
 import denoJson from "../deno.json" with { type: "json" };
 import { ROUTES } from "../service/app.ts";
 import { REQUEST_ID_PATTERN } from "../service/answer.ts";
-import { DEFAULTS, SERVICE_ENV } from "../service/config.ts";
+import { SERVICE_ENV } from "../service/config.ts";
+import { STACK_DEFAULTS } from "../stack/stack_config.ts";
 import {
   onFreePort,
   PortTaken,
@@ -63,7 +64,7 @@ Deno.test("every Kubernetes manifest is valid against the Kubernetes schemas", (
 });
 
 Deno.test("the port agrees across stack, manifests and Service", () => {
-  const port = DEFAULTS.stackPort;
+  const port = STACK_DEFAULTS.port;
   assert.equal(container.ports[0].containerPort, port);
   assert.equal(containerEnv.PORT, String(port));
   const service = byKind("Service");
@@ -83,9 +84,13 @@ Deno.test("every probe asks the stack's /healthz", () => {
   }
 });
 
-Deno.test("the pod runs non-root, read-only, with its runtime directory the one writable place", () => {
-  const dir = containerEnv.RUNTIME_DIR;
-  assert.equal(dir, DEFAULTS.runtimeDir);
+Deno.test("the pod runs non-root, read-only, with its runtime directory the one writable place", async () => {
+  const dir: string = containerEnv.RUNTIME_DIR ?? "";
+  // The image's own, so that the pod and `docker run` agree.
+  const dockerfile = await Deno.readTextFile(
+    new URL("../Dockerfile", import.meta.url),
+  );
+  assert.equal(dir, dockerfile.match(/RUNTIME_DIR=(\S+)/)?.[1]);
   assert.equal(
     deployment.spec.template.spec.securityContext.runAsNonRoot,
     true,
@@ -133,9 +138,9 @@ Deno.test("the smoke test runs the image with the Deployment's own settings", ()
     ]
   ) assert.ok(run.args.includes(arg), arg);
   assert.deepEqual(run.probes.map((p) => [p.kind, p.path, p.port]), [
-    ["startupProbe", "/healthz", DEFAULTS.stackPort],
-    ["livenessProbe", "/healthz", DEFAULTS.stackPort],
-    ["readinessProbe", "/healthz", DEFAULTS.stackPort],
+    ["startupProbe", "/healthz", STACK_DEFAULTS.port],
+    ["livenessProbe", "/healthz", STACK_DEFAULTS.port],
+    ["readinessProbe", "/healthz", STACK_DEFAULTS.port],
   ]);
   // What it cannot reproduce fails loudly instead of being left out.
   const privileged = read("./deploy/deployment.yaml").replace(

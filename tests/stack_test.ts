@@ -25,8 +25,8 @@ import {
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
-import { bundleArgs } from "../stack/supervisor.ts";
-import { wrk } from "../bench/wrk.ts";
+import { bundleArgs } from "../stack/main.ts";
+import { wrk } from "../testing/wrk.ts";
 import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
 const ready = needs("nginx", "curl");

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { freePort, PROJECT_DIR } from "../bench/servers.ts";
+import { freePort, PROJECT_DIR } from "../testing/net.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 
-// The bench starts servers the same way, and owns these two.
+// The bench starts servers the same way (testing/net.ts).
 export { freePort, PROJECT_DIR };
 
 // A port from freePort is free only until someone binds it: start servers

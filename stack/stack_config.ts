@@ -1,0 +1,202 @@
+/**
+ * The stack's settings, validated once at start, and the facts about the
+ * machine its defaults follow: cores (the CPU quota), the cgroup's memory
+ * limit, and the user it runs as.
+ *
+ * @module
+ */
+import {
+  absolutePath,
+  ConfigError,
+  DEFAULTS,
+  type EnvReader,
+  type FamilyOrigins,
+  familyOrigins,
+  FORWARDED_HEADERS,
+  integer,
+  LOG_LEVELS,
+  type LogLevel,
+  oneOf,
+  ORIGIN_ENV,
+  OTEL_ENV,
+  otelSettings,
+  trustedRanges,
+} from "../service/config.ts";
+import { formatRange } from "../service/client_ip.ts";
+import { catFile, type MemoryLimit, memoryLimit } from "./cgroup.ts";
+
+/** The variables the stack supervisor reads. */
+export const STACK_ENV = [
+  "PORT",
+  "WORKERS",
+  "NGINX_WORKERS",
+  "RUNTIME_DIR",
+  "XDG_RUNTIME_DIR",
+  "WORKER_BUNDLE",
+  "RATE_LIMIT",
+  "START_TIMEOUT",
+  "TRUSTED_PROXIES",
+  "FORWARDED_HEADER",
+  "LOG_LEVEL",
+  ...ORIGIN_ENV,
+  ...OTEL_ENV,
+] as const;
+
+/** The stack's defaults, in one place. */
+export const STACK_DEFAULTS = {
+  port: 8080,
+  /** Requests per second per client address at the stack's edge. */
+  rateLimit: 50,
+  /** Seconds a start may take; 0: as long as the workers make progress. */
+  startTimeout: 0,
+  /**
+   * What one worker needs under load (measured: 44–50 MiB RSS, docs/
+   * container.md), and what the supervisor and nginx need besides: the
+   * default worker count fits the cgroup's memory limit with these.
+   */
+  workerMiB: 64,
+  baseMiB: 96,
+};
+
+/** The settings of the nginx + workers stack. */
+export interface StackConfig {
+  /** nginx's port (PORT). */
+  port: number;
+  /** Deno worker processes (WORKERS). */
+  workers: number;
+  /** nginx worker processes (NGINX_WORKERS). */
+  nginxWorkers: number;
+  /** Where the stack writes its sockets, config and files (RUNTIME_DIR). */
+  runtimeDir: string;
+  /**
+   * A prebuilt bundle of main.ts for the workers (the container ships one);
+   * unset, the supervisor bundles main.ts into the runtime dir at start.
+   */
+  workerBundle?: string;
+  /** Requests per second per client address; 0 turns the limit off. */
+  rateLimit: number;
+  /** Seconds a child may take to start; 0: no limit (START_TIMEOUT). */
+  startTimeout: number;
+  /** The entries in normal form (`network/bits`), rendered into nginx. */
+  trustedProxies: string[];
+  /** The least severe level written (LOG_LEVEL). */
+  logLevel: LogLevel;
+  /** Passed to every worker. */
+  origins: FamilyOrigins;
+  /** Passed to every worker. */
+  otel: Record<string, string>;
+  /** The cgroup's memory limit, if any: the workers were counted to fit. */
+  memory?: MemoryLimit;
+}
+
+/** What the defaults depend on. */
+export interface HostFacts {
+  /** Cores this process may use (the CPU quota, rounded up). */
+  cpus: number;
+  /** This process's user id: the default RUNTIME_DIR is per user. */
+  uid: number;
+  /** The cgroup's memory limit, if any. */
+  memory?: MemoryLimit;
+}
+
+/** The facts of this machine and process. */
+export async function hostFacts(): Promise<HostFacts> {
+  return {
+    cpus: navigator.hardwareConcurrency,
+    uid: Deno.uid() ?? 0,
+    memory: await memoryLimit(catFile),
+  };
+}
+
+const MIB = 1024 * 1024;
+
+// How many workers fit the memory limit next to nginx and the supervisor.
+function workersThatFit(memory: MemoryLimit | undefined): number {
+  if (!memory) return Infinity;
+  const { workerMiB, baseMiB } = STACK_DEFAULTS;
+  return Math.floor((memory.bytes / MIB - baseMiB) / workerMiB);
+}
+
+function workerCount(env: EnvReader, host: HostFacts): number {
+  const fit = workersThatFit(host.memory);
+  const limit = host.memory &&
+    `the memory limit of ${Math.round(host.memory.bytes / MIB)} MiB (${
+      host.memory.file.split("/").pop()
+    })`;
+  if (fit < 1) {
+    throw new ConfigError(
+      `Invalid WORKERS: ${limit} leaves no room for one worker (the stack needs about ${
+        STACK_DEFAULTS.baseMiB + STACK_DEFAULTS.workerMiB
+      } MiB)`,
+    );
+  }
+  const workers = integer(env, "WORKERS", Math.min(host.cpus, fit, 64), 1, 64);
+  if (workers > fit) {
+    throw new ConfigError(
+      `Invalid WORKERS ${workers}: ${workers} workers need about ${
+        STACK_DEFAULTS.baseMiB + workers * STACK_DEFAULTS.workerMiB
+      } MiB, more than ${limit}; at most ${fit} fit`,
+    );
+  }
+  return workers;
+}
+
+// Per user, so that one user's stack never blocks another's: the user's
+// XDG runtime directory when there is one, else a name with the uid in /tmp.
+function defaultRuntimeDir(env: EnvReader, uid: number): string {
+  let xdg: string | undefined;
+  try {
+    xdg = absolutePath(env, "XDG_RUNTIME_DIR");
+  } catch {
+    // An unusual XDG_RUNTIME_DIR is not ours to refuse: /tmp serves.
+  }
+  return xdg ? `${xdg}/ip-timestamp` : `/tmp/ip-timestamp-${uid}`;
+}
+
+function forwardedHeader(env: EnvReader): void {
+  const header = oneOf(
+    env,
+    "FORWARDED_HEADER",
+    FORWARDED_HEADERS,
+    DEFAULTS.forwardedHeader,
+  );
+  if (header !== "x-forwarded-for") {
+    throw new ConfigError(
+      `Invalid FORWARDED_HEADER ${
+        JSON.stringify(header)
+      }: behind nginx only x-forwarded-for is supported (nginx resolves the client address)`,
+    );
+  }
+}
+
+/** Reads and validates the stack's settings; throws {@linkcode ConfigError}. */
+export function loadStackConfig(
+  env: EnvReader,
+  host: HostFacts = { cpus: navigator.hardwareConcurrency, uid: 0 },
+): StackConfig {
+  forwardedHeader(env);
+  const workers = workerCount(env, host);
+  return {
+    port: integer(env, "PORT", STACK_DEFAULTS.port, 1, 65535),
+    workers,
+    // nginx shares the cores with the workers: one nginx process per two
+    // workers beat one per core on 2 cores (docs/performance.md).
+    nginxWorkers: integer(env, "NGINX_WORKERS", Math.ceil(workers / 2), 1, 64),
+    runtimeDir: absolutePath(env, "RUNTIME_DIR") ??
+      defaultRuntimeDir(env, host.uid),
+    workerBundle: absolutePath(env, "WORKER_BUNDLE"),
+    rateLimit: integer(env, "RATE_LIMIT", STACK_DEFAULTS.rateLimit, 0, 1e6),
+    startTimeout: integer(
+      env,
+      "START_TIMEOUT",
+      STACK_DEFAULTS.startTimeout,
+      0,
+      86_400,
+    ),
+    trustedProxies: trustedRanges(env).map(formatRange),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
+    origins: familyOrigins(env),
+    otel: otelSettings(env),
+    memory: host.memory,
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * The supervisor's decisions, as one pure function: what a child's state
+ * becomes on an event, and what to do about it. nginx and every worker
+ * live the same life:
+ *
+ *     backoff ──tick──▶ starting ──probe ok──▶ ready
+ *        ▲                 │ stopped (T), START_TIMEOUT    │ failed probes
+ *        │                 ▼                               ▼
+ *        └──────exited── (killed) ◀────────────────────────┘
+ *     any ──stop──▶ stopping ──exited──▶ gone
+ *
+ * A start has no deadline of its own (unless START_TIMEOUT is set): a
+ * child that is slow keeps starting and is reported while it waits; one
+ * that the kernel shows stopped (state T) is not starting and is replaced.
+ * Restarts back off (doubling, capped) and a crash loop ends the stack
+ * after a budget of failed starts, logged once with its count. The shell
+ * that spawns, probes and kills is `supervisor.ts`; tests drive this with
+ * a fake clock and fake children (`supervision_test.ts`).
+ *
+ * @module
+ */
+import type { LogFields } from "../service/log.ts";
+
+/** Where a child is in its life. */
+export type Phase = "backoff" | "starting" | "ready" | "stopping" | "gone";
+
+/** Numbers that shape the decisions (times in milliseconds). */
+export interface Policy {
+  /** Failed probes in a row after which a ready child is replaced. */
+  probeFailures: number;
+  /** Checks in a row that see a starting child stopped before it is replaced. */
+  stoppedChecks: number;
+  /** First and largest delay before a restart. */
+  backoffMs: [number, number];
+  /** Ready this long, a child's earlier failures are forgotten. */
+  steadyMs: number;
+  /** Starts in a row that end before steady, after which the stack gives up. */
+  startAttempts: number;
+  /** How long a start may take; 0: as long as it makes progress. */
+  startTimeoutMs: number;
+  /** How often a slow start is reported. */
+  reportEveryMs: number;
+}
+
+/** The defaults: a hung child is replaced within seconds. */
+export const POLICY: Policy = {
+  probeFailures: 3,
+  stoppedChecks: 3,
+  backoffMs: [100, 5_000],
+  steadyMs: 10_000,
+  startAttempts: 5,
+  startTimeoutMs: 0,
+  reportEveryMs: 5_000,
+};
+
+/** One child's state. */
+export interface Child {
+  /** Its fields in every log line: `{worker: 0}` or `{component: "nginx"}`. */
+  fields: LogFields;
+  /** Its name in messages: "worker 0", "nginx". */
+  name: string;
+  /** Where it is. */
+  phase: Phase;
+  /** When it entered that phase. */
+  since: number;
+  /** The running process, once spawned. */
+  pid?: number;
+  /** Failed probes in a row (ready) or checks that saw it stopped (starting). */
+  strikes: number;
+  /** Starts in a row that ended before the child was steady. */
+  attempts: number;
+  /** The next restart's delay. */
+  delayMs: number;
+  /** Whether it has been ready before (its next ready is a restart). */
+  wasReady: boolean;
+  /** Why the supervisor killed it, if it did. */
+  killedFor?: string;
+  /** When its slow start was last reported. */
+  reportedAt: number;
+}
+
+/** What happened to a child, or the clock moving on. */
+export type Event =
+  | { kind: "spawned"; pid: number }
+  | { kind: "probe"; ok: boolean }
+  | { kind: "checked"; stopped: boolean }
+  | { kind: "exited"; code: number; signal: string | null; oom: boolean }
+  | { kind: "tick" }
+  | { kind: "stop" };
+
+/** What the shell must do. */
+export type Action =
+  | { kind: "spawn" }
+  | { kind: "kill" }
+  | { kind: "stop" }
+  | { kind: "ready" }
+  | {
+    kind: "log";
+    level: "info" | "warn" | "error";
+    msg: string;
+    fields: LogFields;
+  }
+  | { kind: "give-up"; msg: string; fields: LogFields };
+
+/** A child that has not started yet: its first start is due now. */
+export function newChild(name: string, fields: LogFields, now: number): Child {
+  return {
+    name,
+    fields,
+    phase: "backoff",
+    since: now,
+    strikes: 0,
+    attempts: 0,
+    delayMs: 0,
+    wasReady: false,
+    reportedAt: now,
+  };
+}
+
+type Step = [Child, Action[]];
+
+const log = (
+  child: Child,
+  level: "info" | "warn" | "error",
+  msg: string,
+  fields: LogFields = {},
+): Action => ({
+  kind: "log",
+  level,
+  msg,
+  fields: { ...child.fields, ...fields },
+});
+
+// Kills a child once, saying why; its exit is then expected.
+function replace(child: Child, why: string, fields: LogFields): Step {
+  if (child.killedFor) return [child, []];
+  return [{ ...child, killedFor: why }, [
+    log(child, "error", `${child.name} ${why}; replacing it`, {
+      pid: child.pid,
+      ...fields,
+    }),
+    { kind: "kill" },
+  ]];
+}
+
+function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
+  if (e.kind === "probe" && e.ok) {
+    const next = { ...c, phase: "ready" as const, since: now, strikes: 0 };
+    return [{ ...next, wasReady: true }, [
+      { kind: "ready" },
+      ...(c.wasReady
+        ? [log(c, "info", `${c.name} restarted`, { pid: c.pid })]
+        : []),
+    ]];
+  }
+  if (e.kind === "checked") {
+    const strikes = e.stopped ? c.strikes + 1 : 0;
+    if (strikes >= p.stoppedChecks) {
+      return replace(c, "is stopped while starting", { state: "T" });
+    }
+    return [{ ...c, strikes }, []];
+  }
+  if (e.kind !== "tick" || c.killedFor) return [c, []];
+  const waited = now - c.since;
+  if (p.startTimeoutMs > 0 && waited >= p.startTimeoutMs) {
+    return replace(c, "did not answer within START_TIMEOUT", {
+      waited_ms: waited,
+    });
+  }
+  if (now - c.reportedAt < p.reportEveryMs) return [c, []];
+  return [{ ...c, reportedAt: now }, [
+    log(c, "info", `waiting for ${c.name} to answer`, {
+      pid: c.pid,
+      waited_ms: waited,
+    }),
+  ]];
+}
+
+function onReady(c: Child, e: Event, now: number, p: Policy): Step {
+  if (e.kind !== "probe") return [c, []];
+  if (e.ok) return [{ ...c, strikes: 0 }, []];
+  const strikes = c.strikes + 1;
+  if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
+  return replace({ ...c, strikes }, "is not answering", {
+    failed_probes: strikes,
+    ready_ms: now - c.since,
+  });
+}
+
+// Why a child died, in words: the supervisor's kill, the kernel's OOM
+// killer, a signal, or its own exit code.
+function cause(c: Child, e: Event & { kind: "exited" }): string {
+  if (c.killedFor) return `replaced: it ${c.killedFor}`;
+  if (e.oom) return "killed by the kernel: out of memory";
+  if (e.signal) return `killed by ${e.signal}`;
+  return `exited with code ${e.code}`;
+}
+
+function onExit(
+  c: Child,
+  e: Event & { kind: "exited" },
+  now: number,
+  p: Policy,
+): Step {
+  if (c.phase === "stopping") return [{ ...c, phase: "gone", since: now }, []];
+  const steady = c.phase === "ready" && now - c.since >= p.steadyMs;
+  const attempts = steady ? 1 : c.attempts + 1;
+  const [first, most] = p.backoffMs;
+  const delayMs = steady || c.delayMs === 0
+    ? first
+    : Math.min(c.delayMs * 2, most);
+  const why = cause(c, e);
+  const fields = { code: e.code, signal: e.signal, pid: c.pid };
+  if (attempts >= p.startAttempts) {
+    return [{ ...c, phase: "gone", since: now }, [{
+      kind: "give-up",
+      msg:
+        `${c.name} failed ${attempts} times in a row (last: ${why}); stopping the stack`,
+      fields: { ...c.fields, ...fields, attempts },
+    }]];
+  }
+  const next: Child = {
+    ...c,
+    phase: "backoff",
+    since: now,
+    pid: undefined,
+    strikes: 0,
+    attempts,
+    delayMs,
+    killedFor: undefined,
+  };
+  // The first failure is told; the rest of a crash loop only by its count,
+  // and a replacement was told when the child was killed.
+  if (attempts > 1 || c.killedFor) return [next, []];
+  const level = e.oom || e.signal ? "error" : "warn";
+  return [next, [
+    log(c, level, `${c.name} ${why}; restarting`, {
+      ...fields,
+      delay_ms: delayMs,
+    }),
+  ]];
+}
+
+/**
+ * The decision: the child's next state and the actions for the shell.
+ * `now` is the clock in milliseconds (a test's fake one).
+ */
+export function step(
+  child: Child,
+  event: Event,
+  now: number,
+  policy: Policy = POLICY,
+): [Child, Action[]] {
+  if (child.phase === "gone") return [child, []];
+  if (event.kind === "stop") {
+    if (child.pid === undefined) return [{ ...child, phase: "gone" }, []];
+    return [{ ...child, phase: "stopping", since: now }, [{ kind: "stop" }]];
+  }
+  if (event.kind === "exited") return onExit(child, event, now, policy);
+  if (event.kind === "spawned") return [{ ...child, pid: event.pid }, []];
+  switch (child.phase) {
+    case "backoff":
+      if (event.kind !== "tick" || now < child.since + child.delayMs) {
+        return [child, []];
+      }
+      return [
+        { ...child, phase: "starting", since: now, reportedAt: now },
+        [{ kind: "spawn" }],
+      ];
+    case "starting":
+      return onStarting(child, event, now, policy);
+    case "ready":
+      return onReady(child, event, now, policy);
+    default:
+      return [child, []];
+  }
+}

@@ -1,0 +1,219 @@
+// The supervisor's decisions, driven in-process by a fake clock and fake
+// children: every transition of a child's life, without a process.
+import assert from "node:assert/strict";
+import {
+  type Action,
+  type Child,
+  type Event,
+  newChild,
+  POLICY,
+  type Policy,
+  step,
+} from "./supervision.ts";
+
+/** A fake child and clock: feeds events at given times, keeps the actions. */
+class Harness {
+  now = 0;
+  child: Child;
+  actions: Action[] = [];
+  pids = 100;
+
+  constructor(readonly policy: Policy = POLICY) {
+    this.child = newChild("worker 0", { worker: 0 }, 0);
+  }
+
+  /** Moves the clock to `at` and feeds `event`; returns its actions. */
+  at(at: number, event: Event): Action[] {
+    assert.ok(at >= this.now, "the clock only moves forward");
+    this.now = at;
+    const [next, actions] = step(this.child, event, at, this.policy);
+    this.child = next;
+    this.actions.push(...actions);
+    // A spawn is answered at once, as the shell does.
+    if (actions.some((a) => a.kind === "spawn")) {
+      this.child = step(
+        this.child,
+        { kind: "spawned", pid: ++this.pids },
+        at,
+        this.policy,
+      )[0];
+    }
+    return actions;
+  }
+
+  /** Ticks every `every` ms until `until`, feeding `each` too. */
+  run(until: number, every: number, each?: Event): void {
+    for (let t = this.now + every; t <= until; t += every) {
+      this.at(t, { kind: "tick" });
+      if (each && this.child.phase !== "backoff") this.at(t, each);
+    }
+  }
+
+  logs(level?: string): string[] {
+    return this.actions.flatMap((a) =>
+      a.kind === "log" && (!level || a.level === level) ? [a.msg] : []
+    );
+  }
+
+  kinds(actions: Action[]): string[] {
+    return actions.map((a) => a.kind);
+  }
+}
+
+const exited = (
+  code = 1,
+  signal: string | null = null,
+  oom = false,
+): Event => ({ kind: "exited", code, signal, oom });
+
+Deno.test("a new child starts at the first tick and is ready at its first good probe", () => {
+  const h = new Harness();
+  assert.deepEqual(h.kinds(h.at(0, { kind: "tick" })), ["spawn"]);
+  assert.equal(h.child.phase, "starting");
+  assert.equal(h.child.pid, 101);
+  assert.deepEqual(h.kinds(h.at(50, { kind: "probe", ok: false })), []);
+  assert.deepEqual(h.kinds(h.at(80, { kind: "probe", ok: true })), ["ready"]);
+  assert.equal(h.child.phase, "ready");
+  assert.deepEqual(h.logs(), [], "a first start is not news");
+});
+
+Deno.test("a slow start is never given up while it runs: it is reported every few seconds", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  // Ten minutes of a start under a tiny CPU quota, checked once a second.
+  h.run(600_000, 1_000, { kind: "checked", stopped: false });
+  assert.equal(h.child.phase, "starting");
+  assert.ok(!h.actions.some((a) => a.kind === "kill" || a.kind === "give-up"));
+  const waiting = h.logs("info");
+  assert.equal(waiting.length, 600_000 / POLICY.reportEveryMs);
+  assert.ok(waiting.every((m) => m === "waiting for worker 0 to answer"));
+  h.at(600_001, { kind: "probe", ok: true });
+  assert.equal(h.child.phase, "ready");
+});
+
+Deno.test("a child stopped while starting (SIGSTOP) is replaced after three checks, with one line", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(1_000, { kind: "checked", stopped: true });
+  h.at(2_000, { kind: "checked", stopped: false }); // SIGCONT: counts again
+  h.at(3_000, { kind: "checked", stopped: true });
+  h.at(4_000, { kind: "checked", stopped: true });
+  assert.deepEqual(h.kinds(h.at(5_000, { kind: "checked", stopped: true })), [
+    "log",
+    "kill",
+  ]);
+  assert.deepEqual(h.logs("error"), [
+    "worker 0 is stopped while starting; replacing it",
+  ]);
+  // Its death is expected: no second line, and a new one starts soon.
+  assert.deepEqual(h.at(5_010, exited(0, "SIGKILL")), []);
+  assert.equal(h.child.phase, "backoff");
+  h.run(5_200, 10);
+  assert.equal(h.child.phase, "starting");
+  assert.equal(h.child.pid, 102);
+});
+
+Deno.test("START_TIMEOUT, when set, replaces a start that takes longer", () => {
+  const h = new Harness({ ...POLICY, startTimeoutMs: 30_000 });
+  h.at(0, { kind: "tick" });
+  h.run(29_000, 1_000);
+  assert.equal(h.logs("error").length, 0);
+  h.run(30_000, 1_000);
+  assert.deepEqual(h.logs("error"), [
+    "worker 0 did not answer within START_TIMEOUT; replacing it",
+  ]);
+});
+
+Deno.test("a ready child that fails three probes in a row is replaced; one good probe resets the count", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(10, { kind: "probe", ok: true });
+  h.at(1_000, { kind: "probe", ok: false });
+  h.at(2_000, { kind: "probe", ok: false });
+  h.at(3_000, { kind: "probe", ok: true });
+  h.at(4_000, { kind: "probe", ok: false });
+  h.at(5_000, { kind: "probe", ok: false });
+  assert.deepEqual(h.logs(), []);
+  const actions = h.at(6_000, { kind: "probe", ok: false });
+  assert.deepEqual(h.kinds(actions), ["log", "kill"]);
+  assert.deepEqual(h.logs("error"), [
+    "worker 0 is not answering; replacing it",
+  ]);
+  // More failed probes before it dies do not kill it twice.
+  assert.deepEqual(h.at(6_500, { kind: "probe", ok: false }), []);
+  h.at(6_600, exited(0, "SIGKILL"));
+  h.run(7_000, 50);
+  h.at(7_010, { kind: "probe", ok: true });
+  assert.deepEqual(h.logs("info"), ["worker 0 restarted"]);
+});
+
+Deno.test("restarts back off, doubling to a cap; a steady child starts from the bottom again", () => {
+  const h = new Harness({ ...POLICY, startAttempts: 100 });
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    h.at(h.now, { kind: "tick" });
+    h.at(h.now + 1, exited(1));
+    delays.push(h.child.delayMs);
+    h.at(h.now + h.child.delayMs, { kind: "tick" });
+  }
+  assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+  // Ready for longer than steadyMs: the next failure starts at 100 again.
+  h.at(h.now + 1, { kind: "probe", ok: true });
+  h.at(h.now + POLICY.steadyMs, exited(1));
+  assert.equal(h.child.delayMs, 100);
+  assert.equal(h.child.attempts, 1);
+});
+
+Deno.test("a crash loop is told once, then ends the stack with its count", () => {
+  const h = new Harness();
+  for (let i = 0; i < POLICY.startAttempts; i++) {
+    h.at(h.now + h.child.delayMs, { kind: "tick" });
+    h.at(h.now + 5, exited(1));
+  }
+  assert.deepEqual(h.logs(), ["worker 0 exited with code 1; restarting"]);
+  const giveUp = h.actions.filter((a) => a.kind === "give-up");
+  assert.equal(giveUp.length, 1);
+  assert.match(
+    giveUp[0].kind === "give-up" ? giveUp[0].msg : "",
+    /^worker 0 failed 5 times in a row \(last: exited with code 1\); stopping the stack$/,
+  );
+  assert.equal(h.child.phase, "gone");
+  assert.deepEqual(h.at(h.now + 10_000, { kind: "tick" }), []);
+});
+
+Deno.test("a child killed by the kernel's OOM killer is logged as such, at level error", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(10, { kind: "probe", ok: true });
+  h.at(20_000, exited(137, "SIGKILL", true));
+  const line = h.actions.find((a) => a.kind === "log");
+  assert.deepEqual(line, {
+    kind: "log",
+    level: "error",
+    msg: "worker 0 killed by the kernel: out of memory; restarting",
+    fields: {
+      worker: 0,
+      code: 137,
+      signal: "SIGKILL",
+      pid: 101,
+      delay_ms: 100,
+    },
+  });
+});
+
+Deno.test("stop: a running child is told to stop and is gone at its exit; nothing restarts", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(10, { kind: "probe", ok: true });
+  assert.deepEqual(h.kinds(h.at(20, { kind: "stop" })), ["stop"]);
+  assert.equal(h.child.phase, "stopping");
+  assert.deepEqual(h.at(30, exited(0)), []);
+  assert.equal(h.child.phase, "gone");
+  assert.deepEqual(h.at(10_000, { kind: "tick" }), []);
+  // A child waiting to restart has nothing to stop.
+  const idle = new Harness();
+  idle.at(0, { kind: "tick" });
+  idle.at(5, exited(1));
+  assert.deepEqual(idle.at(6, { kind: "stop" }), []);
+  assert.equal(idle.child.phase, "gone");
+});
