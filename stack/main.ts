@@ -54,7 +54,13 @@ async function workerProgram(
   config: StackConfig,
   dir: RuntimeDir,
 ): Promise<string> {
-  if (config.workerBundle) return config.workerBundle;
+  if (config.workerBundle) {
+    if (dir.owner.gid === undefined) return config.workerBundle;
+    // As root the workers run as the stack's account: a copy it may read.
+    const bytes = await Deno.readFile(config.workerBundle);
+    await dir.writeFile(dir.layout.workerScript, bytes);
+    return dir.layout.workerScript;
+  }
   await dir.clear(dir.layout.workerScript);
   const bundle = await new Deno.Command(Deno.execPath(), {
     args: bundleArgs(dir.layout.workerScript),

@@ -128,11 +128,13 @@ if (import.meta.main) {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     // Enough for the program itself to read and report the bad setting.
-    flags = [
-      `--allow-env=${
-        (Deno.args[0] === "stack" ? STACK_ENV : SERVICE_ENV).join(",")
-      }`,
-    ];
+    flags = Deno.args[0] === "stack"
+      ? [
+        `--allow-env=${STACK_ENV.join(",")}`,
+        "--allow-sys=uid",
+        "--allow-run=cat",
+      ]
+      : [`--allow-env=${SERVICE_ENV.join(",")}`];
   }
   console.log(flags.join(" "));
 }

@@ -130,7 +130,7 @@ Deno.test({
         const replaced = await until(async () => {
           const now = await pidsOf(`allow-net=unix:${socket} `);
           return now.length === 1 && now[0] !== pid &&
-            stack.stdout.some((l) => l.includes('"msg":"worker restarted"'));
+            stack.stdout.some((l) => l.includes('"msg":"worker 0 restarted"'));
         }, 15_000);
         const seconds = (Date.now() - stopped) / 1000;
         console.log(`hung worker replaced in ${seconds.toFixed(1)} s`);
@@ -143,7 +143,7 @@ Deno.test({
         }
       }
       assert.ok(
-        stack.stderr.some((l) => l.includes("worker not answering")),
+        stack.stderr.some((l) => l.includes("worker 0 is not answering")),
         "the supervisor says why",
       );
       // nginx sends nothing to the old one: every request answered at once.

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The supervisor in the container, where the machine's limits are real:
+#   .ci/container/supervision.sh podman IMAGE
+# - the declared HEALTHCHECK costs under 50 ms of CPU a run (measured);
+# - under a CPU quota of 0.05 the stack starts without a restart, says
+#   what it waits for, and serves;
+# - under a 256 MiB memory limit the default worker count fits it, and
+#   WORKERS=16 is refused with one line and exit 2;
+# - as root, every process that reads a request runs as the image's
+#   account, and root without CAP_SETUID/CAP_SETGID is refused with one
+#   line and exit 2.
+# SUPERVISION_TIME_FACTOR stretches every wait (emulated architectures).
+set -euo pipefail
+engine=${1:?usage: supervision.sh docker|podman IMAGE}
+image=${2:?usage: supervision.sh docker|podman IMAGE}
+factor=${SUPERVISION_TIME_FACTOR:-1}
+prefix="ip-timestamp-supervision-$$"
+containers=()
+cleanup() {
+  for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+ok() { echo "supervision: ok: $*"; }
+fail() {
+  echo "supervision: FAILED: $*" >&2
+  for c in "${containers[@]}"; do
+    echo "--- logs of $c" >&2
+    "$engine" logs "$c" 2>&1 | grep -v '"client"' | tail -15 >&2 || true
+  done
+  exit 1
+}
+
+# start NAME RUN-ARGS...: the image, detached.
+start() {
+  local name="$prefix-$1"
+  shift
+  containers+=("$name")
+  "$engine" run -d --name "$name" "$@" "$image" >/dev/null 2>&1 ||
+    fail "$name did not start"
+}
+
+# wait_log NAME PATTERN SECONDS: until the container's log has a line.
+wait_log() {
+  local i
+  for ((i = 0; i < $3 * factor; i++)); do
+    "$engine" logs "$prefix-$1" 2>&1 | grep -q "$2" && return 0
+    [ "$("$engine" inspect -f '{{.State.Running}}' "$prefix-$1")" = true ] ||
+      fail "$1 exited: $("$engine" logs "$prefix-$1" 2>&1 | tail -3)"
+    sleep 1
+  done
+  fail "$1: no line matching $2 in $(($3 * factor)) s"
+}
+
+# exits_2 NAME PATTERN RUN-ARGS...: the start is refused in one line.
+exits_2() {
+  local name=$1 pattern=$2 code lines
+  shift 2
+  start "$name" "$@"
+  code=$("$engine" wait "$prefix-$name")
+  lines=$("$engine" logs "$prefix-$name" 2>&1)
+  [ "$code" = 2 ] || fail "$name: exit $code, not 2: $lines"
+  [ "$(wc -l <<<"$lines")" = 1 ] || fail "$name: more than one line: $lines"
+  grep -q "$pattern" <<<"$lines" || fail "$name: the line does not say $pattern: $lines"
+  ok "$name: exit 2, one line: $(cut -c1-160 <<<"$lines")"
+}
+
+# 1. The HEALTHCHECK as declared, run in the container and timed by bash.
+start health --read-only --tmpfs /tmp
+wait_log health '"msg":"ready"' 60
+mapfile -t check < <("$engine" image inspect -f '{{json .Config.Healthcheck.Test}}' "$image" |
+  jq -r '.[1:][]')
+worst=0
+for _ in 1 2 3 4 5; do
+  # shellcheck disable=SC2016 # expanded by the container's bash
+  ms=$("$engine" exec "$prefix-health" bash -c 'TIMEFORMAT="%3U %3S"
+    { time "$@" >/dev/null 2>&1 || echo failed; } 2>&1 | awk "/failed/ { print -1; exit }
+      { print int(($1 + $2) * 1000) }"' _ "${check[@]}")
+  [ "$ms" -ge 0 ] || fail "health: the HEALTHCHECK failed"
+  [ "$ms" -gt "$worst" ] && worst=$ms
+done
+[ "$worst" -lt 50 ] || fail "health: the HEALTHCHECK costs $worst ms of CPU"
+ok "health: the HEALTHCHECK costs at most $worst ms of CPU a run (5 runs)"
+
+# 2. A twentieth of a CPU: slow, not dead.
+start slow --cpus 0.05 --read-only --tmpfs /tmp
+wait_log slow '"msg":"ready"' 600
+log=$("$engine" logs "$prefix-slow" 2>&1)
+if grep -E '"level":"(warn|error)"' <<<"$log" | grep -v '"client"'; then
+  fail "slow: warnings or errors while starting"
+fi
+grep -q '"msg":"waiting for worker 0 to answer"' <<<"$log" ||
+  echo "supervision: note: the slow start took less than a report's interval"
+ms=$(grep -o '"startup_ms":[0-9]*' <<<"$log" | cut -d: -f2)
+"$engine" exec "$prefix-slow" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 &&
+  printf "GET / HTTP/1.0\r\n\r\n" >&3 && cat <&3' | grep -q '"timestamp"' ||
+  fail "slow: GET / failed"
+ok "slow: under --cpus 0.05 it started in ${ms} ms without a restart, and serves"
+
+# 3. 256 MiB: the default fits; more workers than fit are refused.
+start small --memory 256m --memory-swap 256m --read-only --tmpfs /tmp
+wait_log small '"msg":"ready"' 60
+"$engine" logs "$prefix-small" 2>&1 | grep '"msg":"ready"' |
+  grep -q '"workers":[12],.*"memory_limit_mib":256' ||
+  fail "small: the default worker count does not follow the limit"
+ok "small: under 256 MiB the default is $("$engine" logs "$prefix-small" 2>&1 |
+  grep -o '"workers":[0-9]*' | head -1)"
+exits_2 crowded 'Invalid WORKERS 16: .*256 MiB' --memory 256m --memory-swap 256m \
+  -e WORKERS=16 --read-only --tmpfs /tmp
+
+# 4. As root: the request readers run as the image's account.
+start root --user 0 --read-only --tmpfs /tmp
+wait_log root '"msg":"ready"' 60
+ps=$("$engine" exec "$prefix-root" ps -eo uid=,args=)
+awk '/worker\.js$|nginx: worker process$/ { n++; if ($1 != 10001) bad = 1 }
+  END { exit !(n >= 2 && !bad) }' <<<"$ps" ||
+  fail "root: a process that reads requests runs as root:
+$ps"
+ok "root: every worker and nginx worker process runs as uid 10001"
+exits_2 root-no-caps 'running as root without the capabilities' --user 0 \
+  --cap-drop ALL --cap-add CHOWN --read-only --tmpfs /tmp
+echo "supervision: ok ($engine, $image)"
