@@ -135,7 +135,7 @@ Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
     "set_real_ip_from 192.0.2.0/24;",
     "set_real_ip_from 2001:db8::1/128;",
   ]);
-  assert.match(text, /^pid \/run\/ip-timestamp\/x\/nginx\.pid;$/m);
+  assert.match(text, /^pid \/run\/ip-timestamp\/x\/nginx\/nginx\.pid;$/m);
   assert.match(text, /^ {4}listen 8080 /m);
   assert.ok(!text.includes("/run//") && !text.includes("/./"));
 });

@@ -3,11 +3,13 @@
 // that stays JSON whatever clients send.
 import assert from "node:assert/strict";
 import {
+  answers,
   collectLines,
   denoTask,
   needs,
   onFreePort,
   openTempDir,
+  pidsOf,
   PortTaken,
   PROJECT_DIR,
   rawRequest,
@@ -15,6 +17,7 @@ import {
   saysPortTaken,
   startStack,
   stdoutOf,
+  until,
   withStack,
 } from "./test_util.ts";
 import { startFlood } from "./flood.ts";
@@ -22,19 +25,6 @@ import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 
 const ready = needs("nginx", "curl", "setpriv");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it is true or `ms` pass; true if it became true. */
-async function until(
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(50);
-  }
-  return false;
-}
 
 /** One request from another loopback address (127.0.0.2); true on 200. */
 async function probeFrom(port: number, source = "127.0.0.2") {
@@ -61,22 +51,6 @@ async function exitCode(child: Deno.ChildProcess, ms = 20_000) {
   ]);
   if (code === -1) child.kill("SIGTERM");
   return code;
-}
-
-/** pids of the processes whose command line names `text`. */
-async function pidsOf(text: string): Promise<number[]> {
-  return (await stdoutOf("pgrep", ["-f", text])).split("\n").filter(Boolean)
-    .map(Number);
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.body?.cancel();
-    return res.ok;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({

@@ -393,3 +393,33 @@ export async function rawRequest(
 
 /** The static paths, for tests that walk every route. */
 export const STATIC_PATHS = [...STATIC_FILES.keys()];
+
+/** Polls `check` until it is true or `ms` pass; true if it became true. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/** pids of the processes whose command line names `text`. */
+export async function pidsOf(text: string): Promise<number[]> {
+  return (await stdoutOf("pgrep", ["-f", text])).split("\n").filter(Boolean)
+    .map(Number);
+}
+
+/** Whether `url` answers 2xx within 2 s. */
+export async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}

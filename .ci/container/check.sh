@@ -46,7 +46,8 @@ for c in $(podman ps -a --format '{{.Names}}' | grep '^ip-timestamp-smoke-'); do
   kill -0 "${pid%%-*}" 2>/dev/null || podman rm -f "$c" >/dev/null 2>&1 || true
 done
 .ci/container/smoke.sh podman "$image"
+.ci/container/supervision.sh podman "$image"
 t3=$SECONDS
 # Old build stages beyond a day are not worth their space.
 podman image prune -f --filter until=24h >/dev/null 2>&1 || true
-echo "container: base $((t1 - t0)) s, build $((t2 - t1)) s, smoke $((t3 - t2)) s"
+echo "container: base $((t1 - t0)) s, build $((t2 - t1)) s, smoke and supervision $((t3 - t2)) s"
