@@ -15,6 +15,7 @@ import {
   rawRequest,
   run,
   saysPortTaken,
+  stackCommand,
   startStack,
   stdoutOf,
   until,
@@ -134,16 +135,11 @@ Deno.test({
  * stderr is the caller's to read.
  */
 function rawStack(port: number, runtimeDir: string, env = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "stack"],
-    cwd: PROJECT_DIR,
-    env: {
-      PORT: String(port),
-      RUNTIME_DIR: runtimeDir,
-      WORKERS: "2",
-      RATE_LIMIT: "0",
-      ...env,
-    },
+  const { cmd, args, ...opts } = stackCommand(port, runtimeDir, { env });
+  return new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd ?? PROJECT_DIR,
+    env: opts.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

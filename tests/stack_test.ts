@@ -13,6 +13,8 @@ import {
   type Running,
   saysPortTaken,
   type Stack,
+  stackCommand,
+  stackExit,
   staleSocket,
   startStack,
   stdoutOf,
@@ -542,34 +544,6 @@ Deno.test({
   },
 });
 
-/**
- * Runs the stack to its exit, for starts that must fail; on another free
- * port if the one it was given was taken meanwhile, and in a runtime
- * directory of its own unless `env` names one (never the shared default).
- */
-async function failedStart(env: Record<string, string>) {
-  const base = await openTempDir("ip-timestamp-test-");
-  try {
-    return await onFreePort(async (port) => {
-      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-        env: { PORT: String(port), RUNTIME_DIR: `${base}/run`, ...env },
-      });
-      // A stack that starts anyway is stopped (exit 0), not waited on.
-      const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
-      const { code } = await proc.child.status;
-      clearTimeout(deadline);
-      await proc.drained;
-      const lines = proc.stderr.filter((l) => l.startsWith("{"));
-      if (env.PORT === undefined && saysPortTaken(lines)) {
-        throw new PortTaken(lines.join("\n"));
-      }
-      return { code, lines, proc };
-    });
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-}
-
 /** Asserts one JSON log line naming `setting`, exit code 2. */
 function assertRefused(
   result: { code: number; lines: string[]; proc: { stderr: string[] } },
@@ -611,7 +585,7 @@ Deno.test({
       await Deno.mkdir(shared);
       await Deno.chmod(shared, 0o1777);
       for (const dir of [planted, own, shared, "/tmp"]) {
-        assertRefused(await failedStart({ RUNTIME_DIR: dir }), "RUNTIME_DIR");
+        assertRefused(await stackExit({ RUNTIME_DIR: dir }), "RUNTIME_DIR");
       }
       assert.equal(await Deno.readTextFile(victim), "keep me");
       const info = await Deno.stat(victimDir);
@@ -695,7 +669,7 @@ Deno.test({
     }).output();
     assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
     try {
-      const result = await failedStart({ RUNTIME_DIR: `${mount}/run` });
+      const result = await stackExit({ RUNTIME_DIR: `${mount}/run` });
       assertRefused(result, "RUNTIME_DIR");
       assert.match(JSON.parse(result.lines[0]).msg, /no space/i);
       assert.deepEqual([...Deno.readDirSync(mount)], []);
@@ -715,7 +689,7 @@ Deno.test({
     const holder = Deno.listen({ hostname: "0.0.0.0", port: 0 });
     try {
       const port = (holder.addr as Deno.NetAddr).port;
-      const result = await failedStart({
+      const result = await stackExit({
         PORT: String(port),
         RUNTIME_DIR: `${base}/run`,
       });
@@ -835,7 +809,7 @@ Deno.test({
         [{ RUNTIME_DIR: `/tmp/${"d".repeat(100)}` }, "RUNTIME_DIR"],
       ] as [Record<string, string>, string][]
     ) {
-      assertRefused(await failedStart(env), setting);
+      assertRefused(await stackExit(env), setting);
     }
     // Without nginx on PATH: how to get it, and exit 2.
     const flags =
@@ -980,22 +954,17 @@ function startAsUser(
   port: number,
   runtimeDir: string,
 ): Running {
-  return run("runuser", [
-    "-u",
-    user,
-    "--",
-    "env",
-    `HOME=/nonexistent`,
-    `DENO_DIR=${denoDir}`,
-    `PATH=${Deno.env.get("PATH")}`,
-    `PORT=${port}`,
-    `RUNTIME_DIR=${runtimeDir}`,
-    "WORKERS=2",
-    Deno.execPath(),
-    "task",
-    "-q",
-    "stack",
-  ], { cwd: app, env: {} });
+  const { cmd, args, ...opts } = stackCommand(port, runtimeDir, {
+    via: ["runuser", "-u", user, "--"],
+    cwd: app,
+    env: {
+      HOME: "/nonexistent",
+      DENO_DIR: denoDir,
+      PATH: Deno.env.get("PATH") ?? "",
+      RATE_LIMIT: "",
+    },
+  });
+  return run(cmd, args, opts);
 }
 
 /** Stops what {@linkcode startAsUser} started, and waits for runuser. */

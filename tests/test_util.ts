@@ -260,6 +260,76 @@ export function denoTask(task: string, env: Record<string, string>): Running {
   return run(Deno.execPath(), ["task", "-q", task], { env });
 }
 
+/** How a test starts a stack: settings, and a command to run it under. */
+export interface Launch {
+  /** Settings beside PORT, RUNTIME_DIR, WORKERS=2 and RATE_LIMIT=0. */
+  env?: Record<string, string>;
+  /** A command that runs the task, e.g. `runuser -u USER --` (env cleared). */
+  via?: string[];
+  /** The directory to run it in (default: the project). */
+  cwd?: string;
+}
+
+/**
+ * The one way every test starts `deno task stack`: the command, its
+ * arguments, environment and directory for a stack on `port` whose
+ * runtime directory is `runtimeDir`. {@linkcode startStack} waits for its
+ * ready line, {@linkcode stackExit} for its exit; a test that must read
+ * stdout itself spawns it.
+ */
+export function stackCommand(
+  port: number,
+  runtimeDir: string,
+  launch: Launch = {},
+): { cmd: string; args: string[]; env: Record<string, string>; cwd?: string } {
+  const env = {
+    PORT: String(port),
+    RUNTIME_DIR: runtimeDir,
+    WORKERS: "2",
+    RATE_LIMIT: "0",
+    ...launch.env,
+  };
+  const task = [Deno.execPath(), "task", "-q", "stack"];
+  if (!launch.via) {
+    return { cmd: task[0], args: task.slice(1), env, cwd: launch.cwd };
+  }
+  const settings = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return {
+    cmd: launch.via[0],
+    args: [...launch.via.slice(1), "env", ...settings, ...task],
+    env: {},
+    cwd: launch.cwd,
+  };
+}
+
+/**
+ * Runs a stack that must not start to its exit, on a free port (another if
+ * it was taken meanwhile) and a runtime directory of its own unless `env`
+ * names one (never the shared default); one that starts anyway is stopped.
+ */
+export async function stackExit(env: Record<string, string>) {
+  const base = await openTempDir("ip-timestamp-test-");
+  try {
+    return await onFreePort(async (port) => {
+      const { cmd, args, ...opts } = stackCommand(port, `${base}/run`, {
+        env: { WORKERS: "", RATE_LIMIT: "", ...env },
+      });
+      const proc = run(cmd, args, opts);
+      const deadline = setTimeout(() => proc.child.kill("SIGTERM"), 20_000);
+      const { code } = await proc.child.status;
+      clearTimeout(deadline);
+      await proc.drained;
+      const lines = proc.stderr.filter((l) => l.startsWith("{"));
+      if (env.PORT === undefined && saysPortTaken(lines)) {
+        throw new PortTaken(lines.join("\n"));
+      }
+      return { code, lines, proc };
+    });
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+}
+
 /** A stack on a fresh port and runtime directory. */
 export interface Stack extends Running {
   port: number;
@@ -310,13 +380,10 @@ export async function startStack(
   const fixed = typeof env === "function" ? undefined : env;
   const runtimeDir = fixed?.RUNTIME_DIR ?? `${base}/run`;
   const start = async (port: number): Promise<Stack> => {
-    const running = denoTask("stack", {
-      PORT: String(port),
-      RUNTIME_DIR: runtimeDir,
-      WORKERS: "2",
-      RATE_LIMIT: "0",
-      ...(typeof env === "function" ? env(port) : env),
+    const { cmd, args, ...opts } = stackCommand(port, runtimeDir, {
+      env: typeof env === "function" ? env(port) : env,
     });
+    const running = run(cmd, args, opts);
     try {
       await running.waitFor(/"msg":"ready"/, 30_000);
     } catch (err) {
