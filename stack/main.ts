@@ -147,6 +147,7 @@ async function supervise(
   const supervisor = new Supervisor(logger, {
     processStates,
     oomKills: () => memory ? oomKills(catFile, memory) : Promise.resolve(0),
+    memoryLimitMiB: memory && Math.round(memory.bytes / 2 ** 20),
   }, { ...POLICY, startTimeoutMs: config.startTimeout * 1000 });
   const drainMs = (DEFAULTS.drainSeconds + 2) * 1000;
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {

@@ -84,7 +84,13 @@ export type Event =
   | { kind: "spawned"; pid: number }
   | { kind: "probe"; ok: boolean }
   | { kind: "checked"; stopped: boolean }
-  | { kind: "exited"; code: number; signal: string | null; oom: boolean }
+  | {
+    kind: "exited";
+    code: number;
+    signal: string | null;
+    /** Killed by the kernel for the cgroup's memory limit (in MiB). */
+    oom?: { limitMiB: number };
+  }
   | { kind: "tick" }
   | { kind: "stop" };
 
@@ -210,7 +216,12 @@ function onExit(
     ? first
     : Math.min(c.delayMs * 2, most);
   const why = cause(c, e);
-  const fields = { code: e.code, signal: e.signal, pid: c.pid };
+  const fields = {
+    code: e.code,
+    signal: e.signal,
+    pid: c.pid,
+    ...(e.oom ? { memory_limit_mib: e.oom.limitMiB } : {}),
+  };
   if (attempts >= p.startAttempts) {
     return [{ ...c, phase: "gone", since: now }, [{
       kind: "give-up",

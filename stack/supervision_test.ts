@@ -63,8 +63,13 @@ class Harness {
 const exited = (
   code = 1,
   signal: string | null = null,
-  oom = false,
-): Event => ({ kind: "exited", code, signal, oom });
+  limitMiB?: number,
+): Event => ({
+  kind: "exited",
+  code,
+  signal,
+  oom: limitMiB ? { limitMiB } : undefined,
+});
 
 Deno.test("a new child starts at the first tick and is ready at its first good probe", () => {
   const h = new Harness();
@@ -185,7 +190,7 @@ Deno.test("a child killed by the kernel's OOM killer is logged as such, at level
   const h = new Harness();
   h.at(0, { kind: "tick" });
   h.at(10, { kind: "probe", ok: true });
-  h.at(20_000, exited(137, "SIGKILL", true));
+  h.at(20_000, exited(137, "SIGKILL", 256));
   const line = h.actions.find((a) => a.kind === "log");
   assert.deepEqual(line, {
     kind: "log",
@@ -196,6 +201,7 @@ Deno.test("a child killed by the kernel's OOM killer is logged as such, at level
       code: 137,
       signal: "SIGKILL",
       pid: 101,
+      memory_limit_mib: 256,
       delay_ms: 100,
     },
   });

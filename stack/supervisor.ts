@@ -34,6 +34,8 @@ export interface Host {
   processStates(pids: number[], parents: number[]): Promise<ProcessState[]>;
   /** Processes the kernel killed for the memory limit so far. */
   oomKills(): Promise<number>;
+  /** That limit in MiB, if any. */
+  memoryLimitMiB?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,7 +125,9 @@ export class Supervisor {
     process.status.then(async ({ code, signal }) => {
       // What it started dies with it (nginx's worker processes).
       slot.spec.kill(process);
-      const oom = signal === "SIGKILL" && await this.#oomGrew();
+      const oom = signal === "SIGKILL" && await this.#oomGrew()
+        ? { limitMiB: this.host.memoryLimitMiB ?? 0 }
+        : undefined;
       if (slot.process === process) {
         this.#apply(slot, { kind: "exited", code, signal, oom });
       }

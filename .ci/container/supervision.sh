@@ -4,8 +4,9 @@
 # - the declared HEALTHCHECK costs under 50 ms of CPU a run (measured);
 # - under a CPU quota of 0.05 the stack starts without a restart, says
 #   what it waits for, and serves;
-# - under a 256 MiB memory limit the default worker count fits it, and
-#   WORKERS=16 is refused with one line and exit 2;
+# - under a 256 MiB memory limit the default worker count fits it,
+#   WORKERS=16 is refused with one line and exit 2, and a worker the kernel
+#   kills for the limit is logged as such and replaced;
 # - as root, every process that reads a request runs as the image's
 #   account, and root without CAP_SETUID/CAP_SETGID is refused with one
 #   line and exit 2.
@@ -104,6 +105,23 @@ ok "small: under 256 MiB the default is $("$engine" logs "$prefix-small" 2>&1 |
   grep -o '"workers":[0-9]*' | head -1)"
 exits_2 crowded 'Invalid WORKERS 16: .*256 MiB' --memory 256m --memory-swap 256m \
   -e WORKERS=16 --read-only --tmpfs /tmp
+
+# A worker the kernel kills for the limit is logged as such: the worker is
+# made the OOM killer's first choice, and a hog fills the cgroup.
+start oom --memory 256m --memory-swap 256m -e WORKERS=1 --read-only --tmpfs /tmp
+wait_log oom '"msg":"ready"' 60
+# shellcheck disable=SC2016 # expanded in the container
+"$engine" exec "$prefix-oom" sh -c 'for p in $(pgrep -f "worker\.js$"); do
+  echo 1000 >/proc/$p/oom_score_adj; done'
+"$engine" exec "$prefix-oom" deno eval --quiet \
+  'const hog = []; for (;;) hog.push(new Uint8Array(1 << 20).fill(1))' \
+  >/dev/null 2>&1 || true
+wait_log oom '"msg":"worker 0 killed by the kernel: out of memory; restarting"' 30
+wait_log oom '"msg":"worker 0 restarted"' 60
+"$engine" logs "$prefix-oom" 2>&1 | grep 'killed by the kernel' |
+  grep -q '"worker":0,.*"signal":"SIGKILL".*"memory_limit_mib":256' ||
+  fail "oom: the line lacks the worker, the signal or the limit"
+ok "oom: $("$engine" logs "$prefix-oom" 2>&1 | grep -o '"msg":"worker 0 killed[^}]*')"
 
 # 4. As root: the request readers run as the image's account.
 start root --user 0 --read-only --tmpfs /tmp
