@@ -211,8 +211,8 @@ class Supervisor {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    output().relay(child.stdout, "json", "stdout");
-    output().relay(child.stderr, "json", "stderr");
+    output().relay(child.stdout, "json", "stdout", { worker: index });
+    output().relay(child.stderr, "json", "stderr", { worker: index });
     return child;
   }
 
@@ -315,7 +315,7 @@ class Supervisor {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    output().relay(nginx.stdout, "json", "stdout");
+    output().relay(nginx.stdout, "nginx-access", "stdout");
     output().relay(nginx.stderr, "nginx-error", "stderr");
     this.#nginx = nginx;
     nginx.status.then((status) => this.#nginxExited(nginx, status));
