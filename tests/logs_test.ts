@@ -161,7 +161,7 @@ Deno.test({
           "the uncaught error",
         );
         const lines = [...s.stdout, ...s.stderr];
-        const mentions = lines.filter((l) => /boom|    at /.test(l));
+        const mentions = lines.filter((l) => /boom| {4}at /.test(l));
         assert.equal(mentions.length, 1, mentions.join("\n"));
         const entry = JSON.parse(mentions[0]);
         assert.equal(entry.level, "error");
