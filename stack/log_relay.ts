@@ -65,11 +65,13 @@ export function safeJson(value: unknown): string {
   );
 }
 
-// One queue per stream; writes run one at a time, off the event loop. What
-// is pushed belongs to the queue (never a view of a reused buffer).
+// One queue per stream: a ring of MAX_QUEUED_BYTES that what is pushed is
+// copied into, written from one write at a time, off the event loop. A
+// fixed ring, not a list of chunks: a flood of log lines allocates nothing.
 class Queue {
-  #chunks: Uint8Array[] = [];
-  #bytes = 0;
+  #ring = new Uint8Array(MAX_QUEUED_BYTES);
+  #head = 0;
+  #size = 0;
   #writing = false;
   #broken = false;
   #dropped = 0;
@@ -80,40 +82,51 @@ class Queue {
     readonly onDropsReported: (dropped: number) => Uint8Array,
   ) {}
 
-  push(bytes: Uint8Array, lines = 1): void {
-    if (this.#broken || this.#bytes + bytes.length > MAX_QUEUED_BYTES) {
+  // Queues `parts` (whole lines) together, or drops them all.
+  push(parts: Uint8Array[], lines = 1): void {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    // Once there is room again, the reader hears what it missed first.
+    const note = this.#dropped > this.#reported
+      ? this.onDropsReported(this.#dropped)
+      : undefined;
+    const room = MAX_QUEUED_BYTES - this.#size - (note?.length ?? 0);
+    if (this.#broken || length > room) {
       this.#dropped += lines;
       return;
     }
-    this.#chunks.push(bytes);
-    this.#bytes += bytes.length;
+    if (note) {
+      this.#copyIn(note);
+      this.#reported = this.#dropped;
+    }
+    for (const part of parts) this.#copyIn(part);
     if (!this.#writing) this.#drain();
+  }
+
+  #copyIn(bytes: Uint8Array): void {
+    const tail = (this.#head + this.#size) % MAX_QUEUED_BYTES;
+    const first = Math.min(bytes.length, MAX_QUEUED_BYTES - tail);
+    this.#ring.set(bytes.subarray(0, first), tail);
+    this.#ring.set(bytes.subarray(first), 0);
+    this.#size += bytes.length;
   }
 
   async #drain(): Promise<void> {
     this.#writing = true;
     try {
-      while (this.#chunks.length > 0) {
-        if (this.#dropped > this.#reported) {
-          // The reader is back: say how much it missed, before what follows.
-          const note = this.onDropsReported(this.#dropped);
-          this.#reported = this.#dropped;
-          this.#chunks.unshift(note);
-          this.#bytes += note.length;
-        }
-        const chunk = this.#chunks.shift()!;
-        this.#bytes -= chunk.length;
-        let written = 0;
-        while (written < chunk.length) {
-          written += await this.sink.write(chunk.subarray(written));
-        }
+      while (this.#size > 0) {
+        const end = Math.min(this.#head + this.#size, MAX_QUEUED_BYTES);
+        const n = await this.sink.write(this.#ring.subarray(this.#head, end));
+        this.#head = (this.#head + n) % MAX_QUEUED_BYTES;
+        this.#size -= n;
       }
     } catch {
       // The reader is gone (EPIPE, closed): drop from now on.
       this.#broken = true;
-      for (const chunk of this.#chunks) this.#dropped += countLines(chunk);
-      this.#chunks = [];
-      this.#bytes = 0;
+      const end = this.#head + this.#size;
+      this.#dropped += countLines(this.#ring.subarray(this.#head, end)) +
+        countLines(this.#ring.subarray(0, Math.max(0, end - MAX_QUEUED_BYTES)));
+      this.#size = 0;
     } finally {
       this.#writing = false;
     }
@@ -121,9 +134,7 @@ class Queue {
 
   async flush(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
-    while (
-      (this.#writing || this.#chunks.length > 0) && Date.now() < deadline
-    ) {
+    while ((this.#writing || this.#size > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 5));
     }
   }
@@ -170,18 +181,6 @@ function holds(
     return true;
   }
   return false;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 const NGINX_LEVELS: Record<string, LogLevel> = {
@@ -305,7 +304,7 @@ export class LogRelay {
   write(entry: Record<string, unknown>): void {
     const level = entry.level;
     const queue = level === "warn" || level === "error" ? this.#err : this.#out;
-    queue.push(encoder.encode(safeJson(entry) + "\n"));
+    queue.push([encoder.encode(safeJson(entry) + "\n")]);
   }
 
   /** A {@linkcode Logger} that writes through the relay. */
@@ -371,15 +370,15 @@ export class LogRelay {
   #chunk(bytes: Uint8Array, source: Source): void {
     if (source.kind === "nginx-error") return this.#nginxErrors(bytes);
     const queue = source.to === "stdout" ? this.#out : this.#err;
-    // The hot path: a chunk of plain JSON lines, copied once.
+    // The hot path: a chunk of plain JSON lines, copied once, into the queue.
     if (!source.tail && allPlain(bytes)) {
-      queue.push(bytes.slice(), countLines(bytes));
+      queue.push([bytes], countLines(bytes));
       return;
     }
     let parts: Uint8Array[] = [];
     let lines = 0;
     const pass = () => {
-      if (parts.length > 0) queue.push(concat(parts), lines);
+      if (parts.length > 0) queue.push(parts, lines);
       parts = [];
       lines = 0;
     };
@@ -464,7 +463,7 @@ export class LogRelay {
         if (!(name in entry)) entry[name] = field;
       }
     }
-    queue.push(encoder.encode(safeJson(entry) + "\n"));
+    queue.push([encoder.encode(safeJson(entry) + "\n")]);
     return true;
   }
 

@@ -9,13 +9,13 @@ const decoder = new TextDecoder();
 // A sink that keeps what it is given; `stall()` holds writes until `go()`,
 // `close()` makes them fail as a closed pipe does.
 class FakeSink implements LogSink {
-  bytes: number[] = [];
+  chunks: Uint8Array[] = [];
   #held?: PromiseWithResolvers<void>;
   #closed = false;
   async write(bytes: Uint8Array): Promise<number> {
     await this.#held?.promise;
     if (this.#closed) throw new Deno.errors.BrokenPipe("closed");
-    this.bytes.push(...bytes);
+    this.chunks.push(bytes.slice());
     return bytes.length;
   }
   stall() {
@@ -29,7 +29,13 @@ class FakeSink implements LogSink {
     this.#closed = true;
   }
   get text(): string {
-    return decoder.decode(Uint8Array.from(this.bytes));
+    const all = new Uint8Array(this.chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of this.chunks) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    return decoder.decode(all);
   }
   get lines(): string[] {
     return this.text.split("\n").filter((l) => l !== "");
