@@ -21,6 +21,7 @@ SECONDS_OF_LOAD=${LIMITS_SECONDS:-30}
 prefix="ip-timestamp-limits-$$"
 containers=()
 out=""
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
   for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
   [ -z "$out" ] || rm -f "$out"
@@ -35,7 +36,7 @@ fail() {
 # rss NAME PATTERN: the summed RSS (KiB) of the container's processes whose
 # command line matches PATTERN (by number: names would be truncated).
 rss() {
-  "$engine" exec "$1" ps -eo rss=,args= | awk -v p="$2" '$0 ~ p { s += $1 } END { print s + 0 }'
+  "$engine" exec "$1" ps -eo rss=,args= | awk -v p="$2" '$0 ~ p { s += $1; n++ } END { print s + 0, n + 0 }'
 }
 
 # flood NAME RATE_LIMIT: starts the image, loads it for SECONDS_OF_LOAD s,
@@ -60,28 +61,29 @@ flood() {
   local load=$!
   # Sampled while the load runs, and once after it: the peak counts.
   while kill -0 "$load" 2>/dev/null; do
-    now=$(rss "$name" ' stack[.]js$')
+    read -r now _ < <(rss "$name" ' stack[.]js$')
     ((now > peak)) && peak=$now
     sleep 3
   done
   wait "$load" || fail "$1: wrk failed: $(tail -3 "$out")"
-  now=$(rss "$name" ' stack[.]js$')
+  read -r now _ < <(rss "$name" ' stack[.]js$')
   ((now > peak)) && peak=$now
   sup=$peak
-  workers=$(rss "$name" ' /app/worker[.]js$')
-  nginx=$(rss "$name" '^ *[0-9]+ nginx: ')
+  read -r workers nworkers < <(rss "$name" ' /app/worker[.]js$')
+  read -r nginx _ < <(rss "$name" '^ *[0-9]+ nginx: ')
   requests=$(awk '/requests in/ { print $1 }' "$out")
   rm -f "$out"
   "$engine" rm -f "$name" >/dev/null 2>&1 || true
 }
 
+command -v wrk >/dev/null || fail "wrk is not installed"
 status=0
 for run in "429s 1" "200s 0"; do
   read -r kind limit <<<"$run"
   flood "$kind" "$limit"
   echo "limits: after ${SECONDS_OF_LOAD} s of ${kind} (${requests} requests):" \
     "supervisor $((sup / 1024)) MiB at most (limit $((MAX_KIB / 1024)))," \
-    "workers $((workers / 1024)) MiB, nginx $((nginx / 1024)) MiB;" \
+    "${nworkers} workers $((workers / 1024)) MiB, nginx $((nginx / 1024)) MiB;" \
     "supervisor/workers $(awk -v a="$sup" -v b="$workers" 'BEGIN { printf "%.2f", a / b }')"
   if ((sup > MAX_KIB)); then
     echo "limits: FAILED: the supervisor reached $((sup / 1024)) MiB RSS under ${SECONDS_OF_LOAD} s of ${kind}, more than $((MAX_KIB / 1024)) MiB" >&2
