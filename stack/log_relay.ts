@@ -275,6 +275,8 @@ export class LogRelay {
   #budget = { used: 0, suppressed: 0 };
   #refused = new Map<string, number>();
   #refusedElsewhere = 0;
+  // Streams being relayed, whose pending text flush() writes.
+  #sources = new Set<Source>();
 
   /** A relay to these two sinks (`Deno.stdout`, `Deno.stderr`). */
   constructor(stdout: LogSink, stderr: LogSink, options: RelayOptions = {}) {
@@ -313,7 +315,8 @@ export class LogRelay {
   }
 
   /**
-   * Relays a child's output until it ends; `fields` (e.g. `{ worker: 3 }`)
+   * Relays a child's output (a byte stream: its stdout or stderr) until it
+   * ends; `fields` (e.g. `{ worker: 3 }`)
    * go on each line the relay writes for it, and on each of its plain JSON
    * lines that lacks them. nginx's lines are marked `component: "nginx"`.
    */
@@ -324,6 +327,7 @@ export class LogRelay {
     fields: LogFields = {},
   ): Promise<void> {
     const source = this.#source(kind, to, fields);
+    this.#sources.add(source);
     const reader = stream.getReader({ mode: "byob" });
     let buffer = new Uint8Array(READ_SIZE);
     // Bytes of a line not ended yet, at the start of the buffer.
@@ -350,6 +354,7 @@ export class LogRelay {
     }
     if (held > 0) this.#chunk(withNewline(buffer.subarray(0, held)), source);
     this.#endText(source);
+    this.#sources.delete(source);
   }
 
   #source(kind: RelayKind, to: "stdout" | "stderr", fields: LogFields) {
@@ -548,11 +553,13 @@ export class LogRelay {
   }
 
   /**
-   * Writes what this second counted, then waits up to `ms` for queued
-   * lines to be written (before exiting).
+   * Writes what this second counted and any text a child has not ended
+   * yet, then waits up to `ms` for queued lines to be written (before
+   * exiting).
    */
   async flush(ms = 1000): Promise<void> {
     this.#tick(true);
+    for (const source of this.#sources) this.#endText(source);
     await Promise.all([this.#out.flush(ms), this.#err.flush(ms)]);
   }
 }

@@ -171,6 +171,27 @@ Deno.test("Deno's coloured uncaught error is one error line with the worker, no 
   assert.equal(err.entries.length, 3);
 });
 
+Deno.test("a child's text is written on exit, even while the child lives", async () => {
+  const { relay, err } = setup();
+  let controller!: ReadableByteStreamController;
+  const stream = new ReadableStream({
+    type: "bytes",
+    start(c) {
+      controller = c;
+      c.enqueue(encoder.encode("error: out of memory\n"));
+    },
+  });
+  const relayed = relay.relay(stream, "json", "stderr", { worker: 0 });
+  await new Promise((r) => setTimeout(r, 10));
+  await relay.flush();
+  assert.equal(err.entries.length, 1);
+  assert.equal(err.entries[0].msg, "error: out of memory");
+  controller.close();
+  controller.byobRequest?.respond(0);
+  await relayed;
+  assert.equal(err.entries.length, 1);
+});
+
 Deno.test("text on nginx's stdout is an error line marked nginx", async () => {
   const { relay, err } = setup();
   await relay.relay(pipe(["oops\n"]), "nginx-access", "stdout");
