@@ -87,7 +87,7 @@ Deno.test({
         [A]: a.get(429) ?? 0,
         [B]: b.get(429) ?? 0,
       };
-      assert.ok(expected[A] > 500, JSON.stringify([...a]));
+      assert.ok(expected[A] > 100, JSON.stringify([...a]));
       // nginx flushes its log within a second, the relay counts a second.
       await until(
         () => sum(refused(A)) >= expected[A] && sum(refused(B)) >= expected[B],
