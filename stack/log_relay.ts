@@ -316,9 +316,9 @@ export class LogRelay {
 
   /**
    * Relays a child's output (a byte stream: its stdout or stderr) until it
-   * ends; `fields` (e.g. `{ worker: 3 }`)
-   * go on each line the relay writes for it, and on each of its plain JSON
-   * lines that lacks them. nginx's lines are marked `component: "nginx"`.
+   * ends. `fields` (e.g. `{ worker: 3 }`) go on each line the relay writes
+   * for it, and on each of its JSON lines that lacks them; nginx's lines
+   * are marked `component: "nginx"`.
    */
   async relay(
     stream: ReadableStream<Uint8Array>,
@@ -406,8 +406,14 @@ export class LogRelay {
       if (decoded.trim() === "") continue;
       const refused = source.kind === "nginx-access" &&
         REFUSED_LINE.exec(decoded);
+      const object = refused ? undefined : jsonObject(decoded);
       if (refused) this.#countRefused(refused[1], refused[2]);
-      else if (!this.#reencoded(decoded, source, queue)) {
+      else if (object) {
+        ended();
+        pass();
+        const entry = safeJson(this.#filled(object, source)) + "\n";
+        queue.push([encoder.encode(entry)]);
+      } else {
         pass();
         this.#text(source, decoded);
       }
@@ -450,26 +456,13 @@ export class LogRelay {
     ];
   }
 
-  // A JSON object that is not plain ASCII, written safely; false if `text`
-  // is not a JSON object.
-  #reencoded(text: string, source: Source, queue: Queue): boolean {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return false;
+  // A worker's JSON object with the fields it lacks.
+  #filled(object: LogFields, source: Source): LogFields {
+    if (source.kind !== "json") return object;
+    for (const [name, field] of Object.entries(source.fields)) {
+      if (!(name in object)) object[name] = field;
     }
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      return false;
-    }
-    const entry: LogFields = { ...value };
-    if (source.kind === "json") {
-      for (const [name, field] of Object.entries(source.fields)) {
-        if (!(name in entry)) entry[name] = field;
-      }
-    }
-    queue.push([encoder.encode(safeJson(entry) + "\n")]);
-    return true;
+    return object;
   }
 
   #nginxErrors(bytes: Uint8Array): void {
@@ -562,6 +555,19 @@ export class LogRelay {
     for (const source of this.#sources) this.#endText(source);
     await Promise.all([this.#out.flush(ms), this.#err.flush(ms)]);
   }
+}
+
+// `text` as a JSON object (one that is not plain ASCII), if it is one.
+function jsonObject(text: string): LogFields | undefined {
+  try {
+    const value = JSON.parse(text);
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      return value;
+    }
+  } catch {
+    // Not JSON.
+  }
+  return undefined;
 }
 
 // A complete line, or bytes cut where a read ended, with a newline.

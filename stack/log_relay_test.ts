@@ -171,6 +171,23 @@ Deno.test("Deno's coloured uncaught error is one error line with the worker, no 
   assert.equal(err.entries.length, 3);
 });
 
+Deno.test("a worker's text and JSON lines keep their order", async () => {
+  const { relay, err } = setup();
+  await relay.relay(
+    pipe(['error: a\n{"msg":"\u00e9"}\nerror: b\n{"msg":"c"}\n']),
+    "json",
+    "stderr",
+    { worker: 2 },
+  );
+  await relay.flush();
+  assert.deepEqual(err.entries.map((e) => [e.msg, e.worker]), [
+    ["error: a", 2],
+    ["\u00e9", 2],
+    ["error: b", 2],
+    ["c", 2],
+  ]);
+});
+
 Deno.test("a child's text is written on exit, even while the child lives", async () => {
   const { relay, err } = setup();
   let controller!: ReadableByteStreamController;
