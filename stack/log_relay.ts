@@ -223,11 +223,9 @@ export function nginxErrorLine(
   };
 }
 
-/**
- * A line a child wrote that is not JSON, as a log object: an error (a
- * warning when Deno says `warning`), without terminal escapes.
- */
-export function textLine(
+// A line a child wrote that is not JSON, as a log object: an error (a
+// warning when Deno says `warning`), without terminal escapes.
+function textLine(
   text: string,
   fields: LogFields,
   now: Date = new Date(),
@@ -249,7 +247,7 @@ interface Source {
   kind: RelayKind;
   to: "stdout" | "stderr";
   fields: LogFields;
-  // `,"worker":3}` and the like: spliced into each plain JSON line.
+  // `,"worker":3` and the like: spliced in before each plain JSON line's `}`.
   tail?: Uint8Array;
   // `"worker":`: a line that has it keeps its own.
   key?: Uint8Array;
