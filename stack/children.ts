@@ -173,8 +173,8 @@ export function workerSpec(family: Family, index: number): ChildSpec {
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      relay.relay(child.stdout, "json", "stdout");
-      relay.relay(child.stderr, "json", "stderr");
+      relay.relay(child.stdout, "json", "stdout", { worker: index });
+      relay.relay(child.stderr, "json", "stderr", { worker: index });
       return child;
     },
     probe: () => probeSocket(socket),
@@ -207,7 +207,7 @@ export function nginxSpec(family: Family, conf: string): ChildSpec {
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      relay.relay(child.stdout, "json", "stdout");
+      relay.relay(child.stdout, "nginx-access", "stdout");
       relay.relay(child.stderr, "nginx-error", "stderr");
       return child;
     },

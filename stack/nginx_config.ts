@@ -184,12 +184,14 @@ export function renderNginxConfig(
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
       `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
-      "  limit_req_log_level warn;",
+      // Below error_log's level (warn): nginx writes no line per refusal;
+      // the access log's refused line is counted instead (log_relay.ts).
+      "  limit_req_log_level info;",
       // Requests in progress per address (a slow body is one until it
       // is read or discarded): more than the rate's burst never helps.
       "  limit_conn_zone $binary_remote_addr zone=per_client_conn:10m;",
       "  limit_conn_status 429;",
-      "  limit_conn_log_level warn;",
+      "  limit_conn_log_level info;",
     ].join("\n"),
     RATE_LIMIT: rate === 0 ? "" : [
       `      limit_req zone=per_client burst=${rate * 2} nodelay;`,

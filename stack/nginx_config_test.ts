@@ -174,3 +174,36 @@ Deno.test("the renderer refuses any field not in normal form, however it came", 
     );
   }
 });
+
+Deno.test("a refused request is a short log line and no error-log line", () => {
+  // The default config limits the rate (RATE_LIMIT 50).
+  const lines = rendered.split("\n").map((l) => l.trim());
+  // One JSON line per answer but a 429; the relay counts the short lines
+  // (`STATUS CLIENT`, log_relay.ts), one line per client per second.
+  assert.ok(lines.includes("log_format refused '$status $remote_addr';"));
+  assert.deepEqual(lines.filter((l) => l.startsWith("access_log ")), [
+    "access_log /dev/stdout json buffer=64k flush=1s if=$answered;",
+    "access_log /dev/stdout refused buffer=64k flush=1s if=$refused;",
+  ]);
+  const map = (name: string) => {
+    const start = lines.indexOf(`map $status $${name} {`);
+    return lines.slice(start + 1, lines.indexOf("}", start));
+  };
+  assert.deepEqual(map("answered"), [
+    "429 0;",
+    "default 1;",
+  ]);
+  assert.deepEqual(map("refused"), [
+    "429 1;",
+    "default 0;",
+  ]);
+  // Below the error log's level, so that refusals never spend its budget.
+  const levels = ["debug", "info", "notice", "warn", "error"];
+  const errorLog = lines.find((l) => l.startsWith("error_log "))!;
+  const floor = levels.indexOf(errorLog.match(/ (\w+);$/)![1]);
+  for (const limit of ["limit_req", "limit_conn"]) {
+    const line = lines.find((l) => l.startsWith(`${limit}_log_level `));
+    assert.ok(line, limit);
+    assert.ok(levels.indexOf(line.match(/ (\w+);$/)![1]) < floor, line);
+  }
+});

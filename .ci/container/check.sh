@@ -47,6 +47,7 @@ for c in $(podman ps -a --format '{{.Names}}' | grep '^ip-timestamp-smoke-'); do
 done
 .ci/container/smoke.sh podman "$image"
 .ci/container/supervision.sh podman "$image"
+.ci/container/limits.sh podman "$image"
 t3=$SECONDS
 # Old build stages beyond a day are not worth their space.
 podman image prune -f --filter until=24h >/dev/null 2>&1 || true
