@@ -145,8 +145,14 @@ Deno.test({
       await Deno.chmod(dir, 0o755);
       const bundle = await crashingBundle(dir);
       await withStack({ WORKER_BUNDLE: bundle }, async (s) => {
+        // As root the workers run a copy of it, in the runtime directory.
+        const program = Deno.uid() === 0
+          ? runtimeLayout(s.runtimeDir).workerScript
+          : bundle;
         const pid = Number(
-          (await stdoutOf("pgrep", ["-f", `${bundle}$`])).trim().split("\n")[0],
+          (await stdoutOf("pgrep", ["-f", ` ${program}$`])).trim().split(
+            "\n",
+          )[0],
         );
         assert.ok(pid > 0, "no worker found");
         const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
@@ -154,7 +160,7 @@ Deno.test({
           cmdline.includes(`unix:${workerSocket(s.runtimeDir, i)}`)
         );
         Deno.kill(pid, "SIGUSR1");
-        await s.waitFor(/worker exited; restarting/);
+        await s.waitFor(/"msg":"worker \d exited with code \d+; restarting"/);
         await until(
           () => s.stderr.some((l) => l.includes("Error: boom")),
           10_000,
