@@ -92,7 +92,7 @@ export async function oomKills(
 }
 
 /** Reads a file through `cat`, which Deno's sandbox lets reach /proc and /sys. */
-export const catFile: ReadText = async (path) => {
+export async function catFile(path: string): Promise<string | undefined> {
   try {
     const out = await new Deno.Command("cat", {
       args: ["--", path],
@@ -103,4 +103,4 @@ export const catFile: ReadText = async (path) => {
   } catch {
     return undefined;
   }
-};
+}
