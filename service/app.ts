@@ -39,9 +39,9 @@ import { embeddedCountry } from "./geo_db.ts";
 import {
   callerZone,
   isWorldTimePath,
-  registerWorldTime,
-  WORLDTIME_PATHS,
+  WORLDTIME_ROUTES,
   type WorldTimeDeps,
+  worldTimeHandlers,
 } from "./worldtime_routes.ts";
 
 /**
@@ -97,7 +97,7 @@ export const ROUTES = [
   "/time",
   "/healthz",
   "/openapi.json",
-  ...WORLDTIME_PATHS,
+  ...WORLDTIME_ROUTES,
 ];
 
 const VARY = { vary: "Accept" };
@@ -183,7 +183,11 @@ export function createApp(options: AppOptions): App {
     return json(c, JSON.stringify(fields));
   });
 
-  registerWorldTime(app, geo);
+  const worldTime = worldTimeHandlers(geo);
+  for (const [path, handler] of worldTime.routes) app.get(path, handler);
+  for (const [prefix, handler] of worldTime.prefixes) {
+    app.use(`${prefix}*`, handler);
+  }
   app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
   app.get("/openapi.json", (c) => json(c, openApi));
 

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { Context, Hono } from "hono";
-import { json, problem, text } from "./answer.ts";
+import { json, problem, type RequestContext, text } from "./answer.ts";
 import { normalizeAddress } from "./client_ip.ts";
 import type { Lookup } from "./geo.ts";
 import type { PreciseClock } from "./time.ts";
@@ -19,33 +18,52 @@ import {
   type ZoneBasis,
 } from "./worldtime.ts";
 
+/** What the handlers read of a request's context (Hono's `Context` fits). */
+export interface WorldTimeContext extends RequestContext {
+  /** The request, with its path. */
+  req: RequestContext["req"] & {
+    /** The path, not decoded. */
+    path: string;
+  };
+}
+
+/** A route's handler. */
+export type WorldTimeRoute = (c: WorldTimeContext) => Response;
+
+/** A prefix's middleware; `next` passes the request on (app.ts's 404…). */
+export type WorldTimeMiddleware = (
+  c: WorldTimeContext,
+  next: () => Promise<void>,
+) => Promise<Response | void>;
+
 /** What the routes need: the clock, the caller's address, the lookups. */
 export interface WorldTimeDeps {
   /** The clock the answers read. */
   clock: PreciseClock;
   /** The caller's address. */
-  clientIp: (c: Context) => string;
+  clientIp: (c: RequestContext) => string;
   /** An address's country. */
   country: Lookup;
   /** An address's zone from the operator's city database, if any. */
   cityZone?: Lookup;
 }
 
-/** The path patterns registered, for app.ts's 405s and preflights. */
-export const WORLDTIME_PATHS: readonly string[] = [
+/**
+ * The fixed paths, registered as routes (app.ts's ROUTES); the templated
+ * ones under `/api/timezone/` and `/api/ip/` are answered by one handler
+ * each, for any depth the path has.
+ */
+export const WORLDTIME_ROUTES: readonly string[] = [
   "/api/timezone",
   "/api/timezone.txt",
-  "/api/timezone/*",
   "/api/ip",
   "/api/ip.txt",
-  "/api/ip/*",
 ];
 
 /** Whether a request path is one of the worldtimeapi routes' paths. */
 export function isWorldTimePath(path: string): boolean {
-  return path === "/api/timezone" || path === "/api/timezone.txt" ||
-    path.startsWith("/api/timezone/") || path === "/api/ip" ||
-    path === "/api/ip.txt" || path.startsWith("/api/ip/");
+  return WORLDTIME_ROUTES.includes(path) ||
+    path.startsWith("/api/timezone/") || path.startsWith("/api/ip/");
 }
 
 /**
@@ -72,17 +90,25 @@ function splitTxt(path: string, base: string): [string, boolean] {
   return [path.slice(base.length, txt ? -4 : undefined), txt];
 }
 
-function listAnswer(c: Context, list: readonly string[], txt: boolean) {
+function listAnswer(c: RequestContext, list: readonly string[], txt: boolean) {
   return txt ? text(c, list.join("\n")) : json(c, JSON.stringify(list));
 }
 
-function timeAnswer(c: Context, fields: object, txt: boolean) {
+function timeAnswer(c: RequestContext, fields: object, txt: boolean) {
   return txt ? text(c, worldTimeText(fields)) : json(c, JSON.stringify(fields));
 }
 
-/** Registers the routes on `app`. */
-export function registerWorldTime(app: Hono, deps: WorldTimeDeps): void {
-  const timezone = (c: Context) => {
+/**
+ * The handlers: `routes` for the fixed paths (GET), `prefixes` for the
+ * templated ones under `/api/timezone/` and `/api/ip/`, as middleware that
+ * answers GET and HEAD and passes anything else on (app.ts's preflight,
+ * 405 or 404); app.ts's list of GET routes stays the concrete paths.
+ */
+export function worldTimeHandlers(deps: WorldTimeDeps): {
+  routes: [string, WorldTimeRoute][];
+  prefixes: [string, WorldTimeMiddleware][];
+} {
+  const timezone: WorldTimeRoute = (c) => {
     const t = deps.clock();
     const [rest, txt] = splitTxt(c.req.path, "/api/timezone");
     const found = resolveTimezonePath(rest);
@@ -90,7 +116,7 @@ export function registerWorldTime(app: Hono, deps: WorldTimeDeps): void {
     if ("list" in found) return listAnswer(c, found.list, txt);
     return timeAnswer(c, worldTime(found.zone, t, deps.clientIp(c)), txt);
   };
-  const ip = (c: Context) => {
+  const ip: WorldTimeRoute = (c) => {
     const t = deps.clock();
     const [rest, txt] = splitTxt(c.req.path, "/api/ip");
     const client = deps.clientIp(c);
@@ -106,7 +132,25 @@ export function registerWorldTime(app: Hono, deps: WorldTimeDeps): void {
     const fields = { ...worldTime(zone, t, client), timezone_basis: basis };
     return timeAnswer(c, fields, txt);
   };
-  for (const path of WORLDTIME_PATHS) {
-    app.get(path, path.startsWith("/api/ip") ? ip : timezone);
-  }
+  const under =
+    (prefix: string, handler: WorldTimeRoute): WorldTimeMiddleware =>
+    async (
+      c,
+      next,
+    ) => {
+      const { method, path } = c.req;
+      if ((method === "GET" || method === "HEAD") && path.startsWith(prefix)) {
+        return handler(c);
+      }
+      await next();
+    };
+  return {
+    routes: WORLDTIME_ROUTES.map((
+      p,
+    ) => [p, p.startsWith("/api/ip") ? ip : timezone]),
+    prefixes: [
+      ["/api/timezone/", under("/api/timezone/", timezone)],
+      ["/api/ip/", under("/api/ip/", ip)],
+    ],
+  };
 }
