@@ -122,7 +122,7 @@ export function worldTimeText(fields: object): string {
 export function resolveTimezonePath(
   rest: string,
 ): { list: readonly string[] } | { zone: string } | undefined {
-  if (rest === "") return { list: ZONE_NAMES };
+  if (rest === "" || rest === "/") return { list: ZONE_NAMES };
   const name = rest.slice(1);
   // Only what a zone name can hold is looked up (no echo, no traversal).
   if (!/^[A-Za-z0-9_+\-]+(\/[A-Za-z0-9_+\-]+){0,2}$/.test(name)) {

@@ -289,3 +289,30 @@ Deno.test("a worldtimeapi path answers POST with 405 and OPTIONS with a prefligh
   const options = await app.request("/api/ip/8.8.8.8", { method: "OPTIONS" });
   assert.equal(options.status, 204);
 });
+
+Deno.test("a published worldtimeapi client (world-time-api.hl) pointed here parses our answers", async () => {
+  const { WorldTimeApi } = await import("world-time-api.hl");
+  const app = appAt(Date.UTC(2025, 6, 1, 12));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}/api/timezone/`;
+    const client = new WorldTimeApi({
+      worldtimeapi: base,
+      apiRetry: 0,
+      apiRetryTime: 0,
+    });
+    const london = await client.getTimeBy("Europe/London");
+    assert.equal(london.abbreviation, "BST");
+    assert.equal(london.datetime, "2025-07-01T13:00:00.000000+01:00");
+    assert.equal(london.dst, true);
+    assert.equal(london.raw_offset, 0);
+    const all = await client.getAllTimezones();
+    assert.equal(all.status, 200);
+    assert.ok(all.data.includes("Europe/London"));
+  } finally {
+    await server.shutdown();
+  }
+});
