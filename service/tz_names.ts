@@ -4,22 +4,15 @@
  * `+0545`; ICU's short names are CLDR's, often `GMT+1`), its zones per
  * country and their populations. All from the tz database as packed by
  * `moment-timezone`'s `data/packed/latest.json` (pinned in deno.json; the
- * tzdb release is {@linkcode TZDB_VERSION}). Offsets and transitions still
+ * tzdb release is {@linkcode TZDB_VERSION}), kept in tzdb.json without its
+ * transition times (tzdb_update.ts writes it, tzdb_test.ts checks it). Offsets and transitions still
  * come from Temporal: an abbreviation is picked by the offset Temporal
  * gives, so the two sources cannot contradict each other.
  *
  * @module
  */
-import packed from "moment-timezone/data/packed/latest.json" with {
-  type: "json",
-};
-
-interface Packed {
-  version: string;
-  zones: string[];
-  links: string[];
-  countries: string[];
-}
+import packed from "./tzdb.json" with { type: "json" };
+import type { PackedTzdb } from "./tzdb_update.ts";
 
 interface ZoneInfo {
   /** The most recent abbreviation the zone used for each offset (minutes east). */
@@ -28,7 +21,7 @@ interface ZoneInfo {
   population: number;
 }
 
-const data = packed as Packed;
+const data: PackedTzdb = packed;
 
 /** The tz database release the names and abbreviations come from. */
 export const TZDB_VERSION: string = data.version;
@@ -50,30 +43,48 @@ function base60(text: string): number {
 
 // "name|abbrs|offsets|indices|untils|population": offsets are minutes
 // west of UTC; the last index using an offset is its current abbreviation.
-function unpack(line: string): [string, ZoneInfo] {
-  const [name, abbrs, offsets, indices, , population] = line.split("|");
+function unpack(line: string): ZoneInfo {
+  const [, abbrs, offsets, indices, , population] = line.split("|");
   const names = abbrs.split(" ");
   const minutes = offsets.split(" ").map((o) => -Math.round(base60(o)));
+  // In the order each was last used, so the most recent name wins.
+  const used = [...new Set(indices)].sort((a, b) =>
+    indices.lastIndexOf(a) - indices.lastIndexOf(b)
+  );
   const abbreviations = new Map<number, string>();
-  for (const i of indices) {
-    const index = base60(i);
-    abbreviations.set(minutes[index], names[index]);
+  for (const i of used) {
+    abbreviations.set(minutes[base60(i)], names[base60(i)]);
   }
-  return [name, { abbreviations, population: Number(population ?? 0) }];
+  return { abbreviations, population: Number(population ?? 0) };
 }
 
-const ZONES = new Map(data.zones.map(unpack));
+// Each zone's packed line, unpacked on first use: unpacking all of them at
+// start would cost a worker megabytes it never needs.
+const LINES = new Map(
+  data.zones.map((line) => [line.slice(0, line.indexOf("|")), line]),
+);
+const unpacked = new Map<string, ZoneInfo>();
+function zoneInfo(zone: string): ZoneInfo | undefined {
+  let info = unpacked.get(zone);
+  if (info === undefined) {
+    const line = LINES.get(zone);
+    if (line === undefined) return undefined;
+    info = unpack(line);
+    unpacked.set(zone, info);
+  }
+  return info;
+}
 
 // Lower-case name (zone or link) → canonical zone name.
 const CANONICAL = new Map<string, string>();
-for (const name of ZONES.keys()) CANONICAL.set(name.toLowerCase(), name);
+for (const name of LINES.keys()) CANONICAL.set(name.toLowerCase(), name);
 for (const link of data.links) {
   const [target, alias] = link.split("|");
   CANONICAL.set(alias.toLowerCase(), target);
 }
 
 /** The canonical zone names, sorted (worldtimeapi's `/api/timezone`). */
-export const ZONE_NAMES: readonly string[] = [...ZONES.keys()].sort();
+export const ZONE_NAMES: readonly string[] = [...LINES.keys()].sort();
 
 /**
  * The canonical name of a zone or link, matched case-insensitively
@@ -89,7 +100,7 @@ export function canonicalName(name: string): string | undefined {
  * when the zone never used a name for it.
  */
 export function abbreviation(zone: string, offsetMinutes: number): string {
-  const named = ZONES.get(zone)?.abbreviations.get(offsetMinutes);
+  const named = zoneInfo(zone)?.abbreviations.get(offsetMinutes);
   if (named !== undefined) return named;
   const sign = offsetMinutes < 0 ? "-" : "+";
   const abs = Math.abs(offsetMinutes);
@@ -98,21 +109,26 @@ export function abbreviation(zone: string, offsetMinutes: number): string {
   return sign + hh + mm;
 }
 
-// ISO 3166-1 alpha-2 → the country's canonical zones, most populous first.
-const BY_COUNTRY = new Map<string, string[]>();
-for (const line of data.countries) {
-  const [code, zones] = line.split("|");
-  const canonical = [
-    ...new Set(zones.split(" ").map((z) => canonicalName(z)!)),
-  ];
-  const people = (z: string) => ZONES.get(z)?.population ?? 0;
-  BY_COUNTRY.set(code, canonical.sort((a, b) => people(b) - people(a)));
-}
+// ISO 3166-1 alpha-2 → "CC|Zone Zone…", sorted on first use per country.
+const COUNTRY_LINES = new Map(
+  data.countries.map((line) => [line.slice(0, line.indexOf("|")), line]),
+);
+const byCountry = new Map<string, string[]>();
 
 /**
  * The canonical zones of a country (ISO 3166-1 alpha-2), most populous
  * first; empty for a code the tz database does not know.
  */
 export function countryZones(country: string): readonly string[] {
-  return BY_COUNTRY.get(country) ?? [];
+  let zones = byCountry.get(country);
+  if (zones === undefined) {
+    const line = COUNTRY_LINES.get(country);
+    if (line === undefined) return [];
+    const names = line.slice(line.indexOf("|") + 1).split(" ");
+    zones = [...new Set(names.map((z) => canonicalName(z)!))];
+    const people = (z: string) => zoneInfo(z)?.population ?? 0;
+    zones.sort((a, b) => people(b) - people(a));
+    byCountry.set(country, zones);
+  }
+  return zones;
 }
