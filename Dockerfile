@@ -23,14 +23,16 @@ COPY static/ static/
 # Each program in one file, its npm packages, nginx template and static files
 # inside: the final stage needs no npm cache, and nothing is fetched, bundled
 # or transpiled at start.
-# The country database (7.8 MB) stays a file beside worker.js, imported as
-# bytes (DENO_UNSTABLE_RAW_IMPORTS below): inlined, as base64 JavaScript,
-# it would cost each worker over 100 MB to parse (docs/geo.md).
+# The country database (7.8 MB) stays a file, a data file of the image's
+# (/usr/share/ip-timestamp), that worker.js imports as bytes
+# (DENO_UNSTABLE_RAW_IMPORTS below): inlined as base64 JavaScript, it would
+# cost each worker over 100 MB to parse (docs/geo.md).
 RUN deno bundle --frozen --quiet --external '@ip-location-db/*' --output /app/worker.js main.ts \
-  && sed -i 's#"@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"#"./geo-whois-asn-country.mmdb"#' /app/worker.js \
-  && grep -q '"./geo-whois-asn-country.mmdb" with' /app/worker.js \
+  && sed -i 's#"@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"#"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb"#' /app/worker.js \
+  && grep -q '"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb" with' /app/worker.js \
   && ! grep -q 'from "@ip-location-db/' /app/worker.js \
-  && cp "$(find "${DENO_DIR:-/deno-dir}/npm" -path '*/geo-whois-asn-country-mmdb/*/geo-whois-asn-country.mmdb')" /app/ \
+  && mkdir /data \
+  && cp "$(find "${DENO_DIR:-/deno-dir}/npm" -path '*/geo-whois-asn-country-mmdb/*/geo-whois-asn-country.mmdb')" /data/ \
   && deno bundle --frozen --quiet --output /app/stack.js stack.ts \
   && deno bundle --frozen --quiet --output /app/flags.js stack/permissions.ts
 
@@ -56,6 +58,7 @@ WORKDIR /app
 ENV DENO_NO_UPDATE_CHECK=1 PORT=8080 RUNTIME_DIR=/tmp/ip-timestamp \
   WORKER_BUNDLE=/app/worker.js DENO_UNSTABLE_RAW_IMPORTS=1
 COPY --from=build /app/ /app/
+COPY --from=build /data/ /usr/share/ip-timestamp/
 EXPOSE 8080
 # Through nginx to a worker, like a client.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
