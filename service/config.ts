@@ -60,6 +60,7 @@ export const SERVICE_ENV = [
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
   "LOG_LEVEL",
+  "GEOIP_CITY_DB",
   ...ORIGIN_ENV,
   ...OTEL_ENV,
 ] as const;
@@ -111,6 +112,8 @@ export interface ServiceConfig {
   origins: FamilyOrigins;
   /** The OpenTelemetry variables that are set, validated. */
   otel: Record<string, string>;
+  /** An operator's MaxMind-format city database (GEOIP_CITY_DB). */
+  geoipCityDb?: string;
 }
 
 /** `IPV4_ORIGIN` and `IPV6_ORIGIN`, each unset or an http(s) origin. */
@@ -337,6 +340,7 @@ export function loadServiceConfig(env: EnvReader): ServiceConfig {
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
     origins: familyOrigins(env),
     otel: otelSettings(env),
+    geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
   };
 }
 

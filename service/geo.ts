@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import { Reader } from "mmdb-lib";
 import { isTrusted, parseAddress, parseRange } from "./client_ip.ts";
+import { ConfigError } from "./config.ts";
 
 /** The embedded database's package and version (deno.json pins it). */
 export const COUNTRY_DB = {
@@ -110,4 +111,33 @@ export function cityZoneLookup(bytes: Uint8Array): Lookup {
     const zone = recordOf(reader, address)?.location?.time_zone;
     return typeof zone === "string" ? zone : undefined;
   };
+}
+
+/**
+ * The zone lookup of the city database at `path` (GEOIP_CITY_DB), read once
+ * at start; undefined without one. A file that cannot be read or is not a
+ * MaxMind DB is a {@linkcode ConfigError} naming the setting, not the file's
+ * bytes.
+ */
+export async function loadCityZone(
+  path: string | undefined,
+): Promise<Lookup | undefined> {
+  if (path === undefined) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (err) {
+    throw new ConfigError(
+      `Invalid GEOIP_CITY_DB ${JSON.stringify(path)}: cannot read it (${
+        (err as Error).name
+      })`,
+    );
+  }
+  try {
+    return cityZoneLookup(bytes);
+  } catch {
+    throw new ConfigError(
+      `Invalid GEOIP_CITY_DB ${JSON.stringify(path)}: not a MaxMind DB file`,
+    );
+  }
 }
