@@ -18,12 +18,17 @@ function appAt(epochMs: number, country: Lookup = () => undefined) {
   });
 }
 
-async function get(epochMs: number, path: string, country?: Lookup) {
+async function get(
+  epochMs: number,
+  path: string,
+  country?: Lookup,
+  method = "GET",
+) {
   const info = {
     remoteAddr: { transport: "tcp", hostname: CLIENT, port: 40000 },
     completed: Promise.resolve(),
   } as Deno.ServeHandlerInfo;
-  return await appAt(epochMs, country).request(path, {}, info);
+  return await appAt(epochMs, country).request(path, { method }, info);
 }
 
 const ORDER = [
@@ -314,5 +319,63 @@ Deno.test("a published worldtimeapi client (world-time-api.hl) pointed here pars
     assert.ok(all.data.includes("Europe/London"));
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("answers match /openapi.json's schemas for their paths; HEAD has GET's headers", async () => {
+  const { Ajv2020 } = await import("ajv/dist/2020.js");
+  const { openApiDocument } = await import("./openapi.ts");
+  const doc = openApiDocument("test") as {
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          responses: Record<
+            string,
+            { content?: Record<string, { schema: unknown }> }
+          >;
+        }
+      >
+    >;
+    components: { schemas: Record<string, unknown> };
+  };
+  const ajv = new Ajv2020({ strict: false });
+  const schemaOf = (path: string, status: string) => {
+    const content = doc.paths[path].get.responses[status].content!;
+    const schema = content["application/json"].schema as Record<
+      string,
+      unknown
+    >;
+    return { ...schema, $defs: undefined, components: doc.components };
+  };
+  const at = Date.UTC(2025, 6, 1, 12);
+  const cases: [string, string, string][] = [
+    ["/api/timezone", "/api/timezone", "200"],
+    ["/api/timezone/Europe", "/api/timezone/{area}", "200"],
+    ["/api/timezone/Europe/London", "/api/timezone/{area}/{location}", "200"],
+    [
+      "/api/timezone/America/Argentina/Salta",
+      "/api/timezone/{area}/{location}/{region}",
+      "200",
+    ],
+    ["/api/ip", "/api/ip", "200"],
+    ["/api/ip/81.2.69.1", "/api/ip/{address}", "200"],
+  ];
+  for (const [request, path, status] of cases) {
+    const res = await get(at, request, () => "GB");
+    assert.equal(String(res.status), status, request);
+    const validate = ajv.compile(schemaOf(path, status));
+    assert.ok(
+      validate(await res.json()),
+      `${request}: ${JSON.stringify(validate.errors)}`,
+    );
+    const head = await get(at, request, undefined, "HEAD");
+    assert.equal(head.status, 200, `HEAD ${request}`);
+    assert.equal(await head.text(), "");
+    assert.ok(
+      Number(head.headers.get("content-length")) > 0,
+      `HEAD ${request}`,
+    );
   }
 });
