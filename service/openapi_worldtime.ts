@@ -10,6 +10,12 @@ import { TZDB_VERSION } from "./tz_names.ts";
 
 type Json = Record<string, unknown>;
 
+/** The tag of these operations, for the document's global `tags`. */
+export const WORLDTIME_TAG: { name: string; description: string } = {
+  name: "worldtimeapi",
+  description: "worldtimeapi.org-compatible: a zone's time, an address's zone",
+};
+
 const ref = (kind: string, name: string) => ({
   $ref: `#/components/${kind}/${name}`,
 });
@@ -115,7 +121,7 @@ function operations(
   for (const status of Object.keys(responses)) {
     head[status] = { description: "As GET, without a body.", headers: HEADERS };
   }
-  const tags = ["worldtimeapi"];
+  const tags = [WORLDTIME_TAG.name];
   return {
     parameters,
     get: { operationId: id, tags, summary, description, responses },
