@@ -143,3 +143,66 @@ Deno.test("through the stack, a trusted proxy's client gets its country", async 
     assert.equal(direct.timezone_basis, "guess");
   });
 });
+
+Deno.test("the hand-split prefix check agrees with ipaddr.js on random addresses of both families", async () => {
+  const fc = (await import("fast-check")).default;
+  const { formatAddress, isTrusted, parseAddress, parseRange } = await import(
+    "./client_ip.ts"
+  );
+  const { isSpecial, NO_COUNTRY, unitsOf } = await import("./geo.ts");
+  const ranges = NO_COUNTRY.map(parseRange);
+  // Biased towards the special ranges' neighbourhoods.
+  const v4 = fc.tuple(
+    fc.constantFrom(
+      0,
+      10,
+      100,
+      127,
+      169,
+      172,
+      192,
+      198,
+      203,
+      223,
+      224,
+      255,
+      fc.sample(fc.integer({ min: 0, max: 255 }), 1)[0],
+    ),
+    fc.integer({ min: 0, max: 255 }),
+    fc.integer({ min: 0, max: 255 }),
+    fc.integer({ min: 0, max: 255 }),
+  ).map((o) => o.join("."));
+  const v6 = fc.tuple(
+    fc.constantFrom(
+      0,
+      0x100,
+      0x2001,
+      0xfc00,
+      0xfd12,
+      0xfe80,
+      0xfebf,
+      0xfec0,
+      0xff02,
+      0x2a00,
+    ),
+    fc.array(fc.integer({ min: 0, max: 0xffff }), {
+      minLength: 7,
+      maxLength: 7,
+    }),
+    fc.constantFrom(0, 2, 0xdb8, 0xdb9, 0x1290),
+  ).map(([a, rest, b]) =>
+    [a, b, ...rest.slice(1)].map((w) => w.toString(16)).join(":")
+  );
+  fc.assert(
+    fc.property(fc.oneof(v4, v6), (text) => {
+      const parsed = parseAddress(text);
+      if (parsed === undefined) return true;
+      const normal = formatAddress(parsed);
+      if (normal.includes(".") && normal.includes(":")) return true;
+      const units = unitsOf(normal);
+      assert.ok(units, normal);
+      assert.equal(isSpecial(units), isTrusted(parsed, ranges), normal);
+    }),
+    { numRuns: 5000 },
+  );
+});
