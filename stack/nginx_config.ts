@@ -53,8 +53,9 @@ function addHeaders(own: Record<string, string> = {}): string[] {
 
 /**
  * The `RateLimit-Policy` field (draft-ietf-httpapi-ratelimit-headers-12,
- * the current revision; syntax as in -11 §3): `rate` requests a second per client address; nginx also lets a
- * burst of twice that through. `rate` is a validated whole number.
+ * the current revision; syntax as in -11 §3): `rate` requests a second per
+ * client address; nginx also lets a burst of twice that through. `rate` is
+ * a validated whole number.
  */
 export function rateLimitPolicy(rate: number): string {
   return `"per-address";q=${rate};w=1;ipts-burst=${rate * 2}`;
