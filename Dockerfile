@@ -23,7 +23,16 @@ COPY static/ static/
 # Each program in one file, its npm packages, nginx template and static files
 # inside: the final stage needs no npm cache, and nothing is fetched, bundled
 # or transpiled at start.
-RUN deno bundle --frozen --quiet --output /app/worker.js main.ts \
+# The country database (7.8 MB) stays a file, a data file of the image's
+# (/usr/share/ip-timestamp), that worker.js imports as bytes
+# (DENO_UNSTABLE_RAW_IMPORTS below): inlined as base64 JavaScript, it would
+# cost each worker over 100 MB to parse (docs/geo.md).
+RUN deno bundle --frozen --quiet --external '@ip-location-db/*' --output /app/worker.js main.ts \
+  && sed -i 's#"@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"#"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb"#' /app/worker.js \
+  && grep -q '"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb" with' /app/worker.js \
+  && ! grep -q 'from "@ip-location-db/' /app/worker.js \
+  && mkdir /data \
+  && cp "$(find "${DENO_DIR:-/deno-dir}/npm" -path '*/geo-whois-asn-country-mmdb/*/geo-whois-asn-country.mmdb')" /data/ \
   && deno bundle --frozen --quiet --output /app/stack.js stack.ts \
   && deno bundle --frozen --quiet --output /app/flags.js stack/permissions.ts
 
@@ -48,8 +57,9 @@ WORKDIR /app
 # WORKER_BUNDLE: the workers run the bundle built above instead of bundling
 # main.ts at start.
 ENV DENO_NO_UPDATE_CHECK=1 PORT=8080 RUNTIME_DIR=/tmp/ip-timestamp \
-  WORKER_BUNDLE=/app/worker.js
+  WORKER_BUNDLE=/app/worker.js DENO_UNSTABLE_RAW_IMPORTS=1
 COPY --from=build /app/ /app/
+COPY --from=build /data/ /usr/share/ip-timestamp/
 EXPOSE 8080
 # Through nginx to a worker, like a client, for about 2 ms of CPU: bash's
 # /dev/tcp, not a Deno runtime per check (docs/container.md).

@@ -16,6 +16,7 @@ import {
   type ServiceConfig,
 } from "./service/config.ts";
 import { createLogger, type Logger } from "./service/log.ts";
+import { loadCityZone } from "./service/geo.ts";
 
 /** The service's version, from `deno.json`. */
 export const VERSION: string = meta.version;
@@ -63,6 +64,7 @@ export async function serve(
     version: VERSION,
     behindNginx: config.socket !== undefined,
     origins: config.origins,
+    cityZone: await loadCityZone(config.geoipCityDb),
   });
   const common = {
     // Logged below, once the socket has its mode.

@@ -10,6 +10,7 @@ import type { ForwardedHeader } from "./service/config.ts";
 import { createLogger, type LogFields, type Logger } from "./service/log.ts";
 import { VERSION } from "./main.ts";
 import { STATIC_PATHS } from "./tests/test_util.ts";
+import { worldTimePaths } from "./service/openapi_worldtime.ts";
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$/;
 
@@ -357,9 +358,13 @@ Deno.test("the OpenAPI document is valid 3.1 and lists every route", async () =>
   const result = await validator.validate(doc);
   assert.equal(result.valid, true, JSON.stringify(result.errors));
   assert.equal(validator.version, "3.1");
+  // The templated worldtimeapi paths are the routes' parameters.
+  const templated = Object.keys(worldTimePaths()).filter((p) =>
+    p.includes("{")
+  );
   assert.deepEqual(
     Object.keys(doc.paths).sort(),
-    [...ROUTES, ...STATIC_PATHS].sort(),
+    [...ROUTES, ...STATIC_PATHS, ...templated].sort(),
   );
   assert.equal(doc.info.version, VERSION);
 });

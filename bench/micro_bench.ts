@@ -11,6 +11,7 @@ import {
   splitForwardedFor,
 } from "../service/client_ip.ts";
 import { createLogger } from "../service/log.ts";
+import { embeddedCountry } from "../service/geo_db.ts";
 
 const info = {
   remoteAddr: { transport: "unix", path: "" },
@@ -38,6 +39,20 @@ Deno.bench("formatTimestamp(new Date())", () => {
 
 Deno.bench("X-Real-IP parse and normalize (IPv6)", () => {
   parseAddress("2001:db8::1");
+});
+
+// The embedded country database: target <= 10 µs a lookup (docs/geo.md).
+const lookups = [
+  "81.2.69.1",
+  "2001:1290::1",
+  "8.36.217.1",
+  "2001:240:1f1:15::1",
+];
+let next = 0;
+Deno.bench("country lookup (embedded database, both families)", {
+  group: "geo",
+}, () => {
+  embeddedCountry(lookups[next++ & 3]);
 });
 
 Deno.bench("resolveClient over a 4-hop X-Forwarded-For", () => {

@@ -34,6 +34,15 @@ import {
   TimeQueryError,
 } from "./time.ts";
 import { formatTimestamp, now } from "./timestamp.ts";
+import type { Lookup } from "./geo.ts";
+import { embeddedCountry } from "./geo_db.ts";
+import {
+  callerZone,
+  isWorldTimePath,
+  WORLDTIME_ROUTES,
+  type WorldTimeDeps,
+  worldTimeHandlers,
+} from "./worldtime_routes.ts";
 
 /**
  * What callers use of the Hono app: its fetch handler and in-process
@@ -74,6 +83,10 @@ export interface AppOptions {
   origins?: FamilyOrigins;
   /** The clock `/time` reads (tests fake it). */
   clock?: PreciseClock;
+  /** An address's country (default: the embedded database). */
+  country?: Lookup;
+  /** An address's zone from the operator's city database (GEOIP_CITY_DB). */
+  cityZone?: Lookup;
 }
 
 /** The API's paths besides the static files (GET, HEAD and OPTIONS each). */
@@ -84,6 +97,7 @@ export const ROUTES = [
   "/time",
   "/healthz",
   "/openapi.json",
+  ...WORLDTIME_ROUTES,
 ];
 
 const VARY = { vary: "Accept" };
@@ -122,6 +136,12 @@ export function createApp(options: AppOptions): App {
   const csp = pageCsp(origins);
   const clock = options.clock ?? preciseNow;
   const { version } = options;
+  const geo: WorldTimeDeps = {
+    clock,
+    clientIp,
+    country: options.country ?? embeddedCountry,
+    cityZone: options.cityZone,
+  };
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
   if (!options.behindNginx) app.use(rejectMalformed);
@@ -133,16 +153,18 @@ export function createApp(options: AppOptions): App {
     if (format === "json") {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
-    const page = renderPage({ ip, timestamp, version, origins });
+    const country = geo.country(ip);
+    const page = renderPage({ ip, timestamp, version, origins, country });
     return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 
   app.get("/ip", (c) => {
     const format = formatOf(c, ["text", "json"]);
     const ip = clientIp(c);
-    return format === "json"
-      ? json(c, JSON.stringify({ ip, family: addressFamily(ip) }), VARY)
-      : text(c, ip, VARY);
+    if (format === "text") return text(c, ip, VARY);
+    const country = geo.country(ip);
+    const body = { ip, family: addressFamily(ip), ...country && { country } };
+    return json(c, JSON.stringify(body), VARY);
   });
 
   app.get("/timestamp", (c) => {
@@ -155,9 +177,17 @@ export function createApp(options: AppOptions): App {
 
   app.get("/time", (c) => {
     const t1 = clock();
-    return json(c, JSON.stringify(timeFields(timeQuery(c), t1, utc, clock)));
+    const [query, basis] = timeQuery(c, geo, t1);
+    const fields = timeFields(query, t1, utc, clock);
+    if (basis) fields.tz_basis = basis;
+    return json(c, JSON.stringify(fields));
   });
 
+  const worldTime = worldTimeHandlers(geo);
+  for (const [path, handler] of worldTime.routes) app.get(path, handler);
+  for (const [prefix, handler] of worldTime.prefixes) {
+    app.use(`${prefix}*`, handler);
+  }
   app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
   app.get("/openapi.json", (c) => json(c, openApi));
 
@@ -178,12 +208,21 @@ export function createApp(options: AppOptions): App {
 
 const utc = (ms: number) => formatTimestamp(new Date(ms));
 
-// The query's messages are fixed text, safe to send.
-function timeQuery(c: Context): TimeQuery {
+// The query's messages are fixed text, safe to send. `tz=auto` is the
+// caller's zone (worldtime_routes.ts), with how it was decided.
+function timeQuery(
+  c: Context,
+  geo: WorldTimeDeps,
+  t1: number,
+): [TimeQuery, string?] {
   const url = c.req.url;
-  if (!url.includes("?")) return {};
+  if (!url.includes("?")) return [{}];
   try {
-    return parseTimeQuery(new URL(url).searchParams);
+    const params = new URL(url).searchParams;
+    if (params.get("tz") !== "auto") return [parseTimeQuery(params)];
+    const { zone, basis } = callerZone(geo, geo.clientIp(c), t1);
+    params.set("tz", zone);
+    return [parseTimeQuery(params), basis];
   } catch (err) {
     if (!(err instanceof TimeQueryError)) throw err;
     throw new HTTPException(400, { message: err.message });
@@ -196,7 +235,9 @@ function unmatched(c: Context, paths: Set<string>): Response {
   if (method === "OPTIONS" && path === "/*") {
     return noContent(c, { allow: ALLOW });
   }
-  if (!paths.has(path)) return problem(c, 404, "Not found");
+  if (!paths.has(path) && !isWorldTimePath(path)) {
+    return problem(c, 404, "Not found");
+  }
   if (method === "OPTIONS") {
     return noContent(c, { allow: ALLOW, ...PREFLIGHT_HEADERS });
   }

@@ -14,7 +14,8 @@
 export const COMMON_HEADERS: Readonly<Record<string, string>> = {
   "cache-control": "no-store",
   "access-control-allow-origin": "*",
-  "access-control-expose-headers": "X-Request-Id",
+  // Date: pages elsewhere may read the server's clock.
+  "access-control-expose-headers": "X-Request-Id, Date",
   "x-content-type-options": "nosniff",
 };
 

@@ -59,6 +59,7 @@ export const SERVICE_ENV = [
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
   "LOG_LEVEL",
+  "GEOIP_CITY_DB",
   ...ORIGIN_ENV,
   ...OTEL_ENV,
 ] as const;
@@ -91,6 +92,8 @@ export interface ServiceConfig {
   origins: FamilyOrigins;
   /** The OpenTelemetry variables that are set, validated. */
   otel: Record<string, string>;
+  /** An operator's MaxMind-format city database (GEOIP_CITY_DB). */
+  geoipCityDb?: string;
 }
 
 /** `IPV4_ORIGIN` and `IPV6_ORIGIN`, each unset or an http(s) origin. */
@@ -296,5 +299,6 @@ export function loadServiceConfig(env: EnvReader): ServiceConfig {
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
     origins: familyOrigins(env),
     otel: otelSettings(env),
+    geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
   };
 }

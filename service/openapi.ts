@@ -10,6 +10,7 @@
 import { REQUEST_ID_PATTERN } from "./answer.ts";
 import { ALLOWED_METHODS } from "./common_headers.ts";
 import { STATIC_FILES } from "./static_files.ts";
+import { DATA_SOURCES, worldTimePaths } from "./openapi_worldtime.ts";
 
 type Json = Record<string, unknown>;
 
@@ -215,6 +216,11 @@ function timeSchema(): Json {
       },
       utc_offset: { type: "string", pattern: "^[+-]\\d{2}:\\d{2}$" },
       dst: { type: "boolean" },
+      tz_basis: {
+        enum: ["country", "city", "guess"],
+        description:
+          "With `tz=auto` (the caller's zone): how it was decided, as /api/ip's `timezone_basis`.",
+      },
       t0: { ...preciseMs, description: "Echoed from the query." },
       t1: { ...preciseMs, description: "When the request reached the server." },
       t2: { ...preciseMs, description: "Just before the answer was written." },
@@ -238,10 +244,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
         `coming from. Every path allows ${ALLOWED_METHODS.join(", ")}; ` +
         "another method gets `MethodNotAllowed` (405, with `Allow`), a path " +
         "not listed here `NotFound` (404). Errors are JSON. Statuses marked " +
-        "*stack* come from nginx in front of the workers (`deno task stack`).",
+        "*stack* come from nginx in front of the workers (`deno task stack`). " +
+        DATA_SOURCES,
       license: { name: "MIT", identifier: "MIT" },
     },
-    paths: { ...apiPaths(), ...staticPaths() },
+    paths: { ...apiPaths(), ...staticPaths(), ...worldTimePaths() },
     components: components(),
   };
 }

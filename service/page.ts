@@ -18,6 +18,8 @@ export interface PageData {
   version: string;
   /** Hosts reached over one family only; the script asks each for `/ip`. */
   origins?: FamilyOrigins;
+  /** The caller's country (ISO 3166-1 alpha-2), when known. */
+  country?: string;
 }
 
 /**
@@ -62,7 +64,7 @@ function familiesSection({ ipv4, ipv6 }: FamilyOrigins) {
 
 /** Renders the page for one request. */
 export function renderPage(
-  { ip, timestamp, version, origins = {} }: PageData,
+  { ip, timestamp, version, origins = {}, country }: PageData,
 ): string {
   const v = encodeURIComponent(version);
   return String(html`
@@ -83,6 +85,7 @@ export function renderPage(
           <p class="ip"><output id="ip">${ip}</output>
     <button id="copy" type="button" hidden>Copy</button>
     <span id="copied" class="visually-hidden" role="status"></span></p>
+          ${country ? html`<p id="country">Country: ${country}</p>` : ""}
           ${familiesSection(origins)}
           <h2>Server time (UTC)</h2>
           <p

@@ -16,6 +16,7 @@ import type { NginxAccount } from "./nginx_user.ts";
 import { serviceFlags } from "./permissions.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import type { StackConfig } from "./stack_config.ts";
+import { WORKER_ENV } from "./worker_bundle.ts";
 
 /** One kind of child, for the supervisor. */
 export interface ChildSpec {
@@ -150,7 +151,7 @@ export function workerSpec(family: Family, index: number): ChildSpec {
           ...args,
           Deno.execPath(),
           "run",
-          ...serviceFlags({ socket }),
+          ...serviceFlags({ socket, geoipCityDb: config.geoipCityDb }),
           family.program,
         ],
         // The program is one self-contained file: no project to look up.
@@ -167,6 +168,8 @@ export function workerSpec(family: Family, index: number): ChildSpec {
           IPV4_ORIGIN: config.origins.ipv4 ?? "",
           IPV6_ORIGIN: config.origins.ipv6 ?? "",
           NO_COLOR: "1",
+          GEOIP_CITY_DB: config.geoipCityDb ?? "",
+          ...WORKER_ENV,
           ...config.otel,
         },
         stdin: "null",

@@ -33,57 +33,46 @@ import {
 } from "./stack_config.ts";
 import { Supervisor } from "./supervisor.ts";
 import { POLICY } from "./supervision.ts";
+import { bundleWorker } from "./worker_bundle.ts";
 import { DEFAULTS } from "../service/config.ts";
 
 export { StackError };
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const PROJECT_DIR = new URL("..", import.meta.url).pathname;
 
-/** `deno bundle` arguments that write main.ts, in one file, to `output`. */
-export function bundleArgs(output: string): string[] {
-  return ["bundle", "--frozen", "--quiet", "--output", output, MAIN];
+// Readable by the account the workers run as (as root).
+async function shareWithWorkers(dir: RuntimeDir, path: string) {
+  if (dir.owner.gid === undefined) return;
+  await Deno.chown(path, 0, dir.owner.gid);
+  await Deno.chmod(path, 0o640);
 }
 
-const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-
-// Workers run main.ts bundled into one file (loading ipaddr.js, a CommonJS
-// package, through Deno's npm support costs each worker ~7 MiB). The image
-// ships that bundle (WORKER_BUNDLE); otherwise it is built now.
+// The workers' program: the image's bundle (WORKER_BUNDLE; as root a copy
+// the account may read), else main.ts bundled now (worker_bundle.ts).
 async function workerProgram(
   config: StackConfig,
   dir: RuntimeDir,
 ): Promise<string> {
+  const { workerScript, geoDb } = dir.layout;
   if (config.workerBundle) {
     if (dir.owner.gid === undefined) return config.workerBundle;
-    // As root the workers run as the stack's account: a copy it may read.
     const bytes = await Deno.readFile(config.workerBundle);
-    await dir.writeFile(dir.layout.workerScript, bytes);
-    return dir.layout.workerScript;
+    await dir.writeFile(workerScript, bytes);
+    return workerScript;
   }
-  await dir.clear(dir.layout.workerScript);
-  const bundle = await new Deno.Command(Deno.execPath(), {
-    args: bundleArgs(dir.layout.workerScript),
-    cwd: PROJECT_DIR,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (bundle.success) {
-    // Readable by the account the workers run as.
-    if (dir.owner.gid !== undefined) {
-      await Deno.chown(dir.layout.workerScript, 0, dir.owner.gid);
-      await Deno.chmod(dir.layout.workerScript, 0o640);
-    }
-    return dir.layout.workerScript;
+  await dir.clear(workerScript);
+  await dir.clear(geoDb);
+  const failed = await bundleWorker(workerScript, geoDb);
+  if (failed === undefined) {
+    await shareWithWorkers(dir, workerScript);
+    await shareWithWorkers(dir, geoDb);
+    return workerScript;
   }
-  const output = decode(bundle.stderr);
-  if (/No space left on device|os error 28/i.test(output)) {
+  if (/No space left on device|os error 28/i.test(failed)) {
     throw new RuntimeDirError("no space left for the workers' program");
   }
   throw new StackError("could not bundle main.ts for the workers", 1, {
-    output,
+    output: failed,
   });
 }
 
@@ -109,7 +98,7 @@ async function writeNginxConfig(
   }).output();
   if (!check.success) {
     throw new StackError("nginx rejected the rendered configuration", 2, {
-      output: decode(check.stderr),
+      output: new TextDecoder().decode(check.stderr).trim(),
     });
   }
   return conf;

@@ -51,13 +51,23 @@ function addHeaders(own: Record<string, string> = {}): string[] {
   ).concat('add_header x-request-id "$req_id" always;');
 }
 
+/**
+ * The `RateLimit-Policy` field (draft-ietf-httpapi-ratelimit-headers-12,
+ * the current revision; syntax as in -11 §3): `rate` requests a second per
+ * client address; nginx also lets a burst of twice that through. `rate` is
+ * a validated whole number.
+ */
+export function rateLimitPolicy(rate: number): string {
+  return `"per-address";q=${rate};w=1;ipts-burst=${rate * 2}`;
+}
+
 function indent(lines: string[], spaces: number): string {
   return lines.map((line) => " ".repeat(spaces) + line).join("\n");
 }
 
 // URI locations, not named ones: nginx cannot redirect a request whose
 // request line it could not parse to a named location.
-function errorPages(): string {
+function errorPages(rate: number): string {
   const lines: string[] = [];
   for (const [raised, [status]] of Object.entries(NGINX_ERRORS)) {
     lines.push(`error_page ${raised} =${status} /_errors/${status};`);
@@ -66,11 +76,15 @@ function errorPages(): string {
     const own: Record<string, string> = status === 429
       ? { "retry-after": "1" }
       : {};
+    const policy = status === 429 && rate > 0
+      ? [`  add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`]
+      : [];
     lines.push(
       `location = /_errors/${status} {`,
       "  internal;",
       "  default_type application/json;",
       ...addHeaders(own).map((line) => "  " + line),
+      ...policy,
       `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
       "}",
     );
@@ -196,6 +210,9 @@ export function renderNginxConfig(
     RATE_LIMIT: rate === 0 ? "" : [
       `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
       `      limit_conn per_client_conn ${connectionLimit(rate)};`,
+      // A location's own add_header drops the server's: list them all.
+      ...addHeaders().map((line) => `      ${line}`),
+      `      add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`,
     ].join("\n"),
     UPSTREAMS: Array.from(
       { length: config.workers },
@@ -204,7 +221,7 @@ export function renderNginxConfig(
     ).join("\n"),
     ADD_HEADERS: indent(addHeaders(), 4),
     STATIC_LOCATIONS: staticLocations(layout.public),
-    ERROR_PAGES: errorPages(),
+    ERROR_PAGES: errorPages(rate),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {
     if (!(name in fields)) throw new Error(`Unknown template field ${name}`);

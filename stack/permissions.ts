@@ -30,17 +30,17 @@ export const FROZEN_FLAGS = ["--cached-only", "--frozen"];
  */
 export function serviceFlags(config: Partial<ServiceConfig>): string[] {
   const flags = [...FROZEN_FLAGS, `--allow-env=${SERVICE_ENV.join(",")}`];
+  // The operator's city database (GEOIP_CITY_DB), read once at start.
+  const read = config.geoipCityDb ? [config.geoipCityDb] : [];
   if (config.socket) {
     const s = config.socket;
-    flags.push(
-      `--allow-net=unix:${s}`,
-      `--allow-read=${s}`,
-      `--allow-write=${s}`,
-    );
+    flags.push(`--allow-net=unix:${s}`, `--allow-write=${s}`);
+    read.unshift(s);
   } else if (config.host && config.port) {
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     flags.push(`--allow-net=${host}:${config.port}`);
   }
+  if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
   return flags;
 }
 

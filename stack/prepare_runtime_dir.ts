@@ -40,6 +40,7 @@ function topEntries(layout: RuntimeLayout): Map<string, "dir" | "file"> {
     [name(layout.public), "dir"],
     [name(layout.nginxConf), "file"],
     [name(layout.workerScript), "file"],
+    [name(layout.geoDb), "file"],
   ]);
 }
 

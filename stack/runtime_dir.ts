@@ -24,6 +24,8 @@ export interface RuntimeLayout {
   nginxAlive: string;
   /** The workers' program: main.ts in one file. */
   workerScript: string;
+  /** The country database the workers' program imports. */
+  geoDb: string;
 }
 
 /** The layout of the runtime directory `root`. */
@@ -38,6 +40,7 @@ export function runtimeLayout(root: string): RuntimeLayout {
     nginxPid: `${root}/nginx/nginx.pid`,
     nginxAlive: `${root}/nginx/alive.sock`,
     workerScript: `${root}/worker.js`,
+    geoDb: `${root}/geo.mmdb`,
   };
 }
 

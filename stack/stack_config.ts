@@ -33,6 +33,7 @@ export const STACK_ENV = [
   "RUNTIME_DIR",
   "XDG_RUNTIME_DIR",
   "WORKER_BUNDLE",
+  "GEOIP_CITY_DB",
   "RATE_LIMIT",
   "START_TIMEOUT",
   "TRUSTED_PROXIES",
@@ -50,11 +51,12 @@ export const STACK_DEFAULTS = {
   /** Seconds a start may take; 0: as long as the workers make progress. */
   startTimeout: 0,
   /**
-   * What one worker needs under load (measured: 44–50 MiB RSS, docs/
-   * container.md), and what the supervisor and nginx need besides: the
-   * default worker count fits the cgroup's memory limit with these.
+   * What one worker needs under load (measured: 55–72 MiB RSS with the
+   * country database, docs/geo.md), and what the supervisor (at most 64)
+   * and nginx need besides: the default worker count fits the cgroup's
+   * memory limit with these.
    */
-  workerMiB: 64,
+  workerMiB: 80,
   baseMiB: 96,
 };
 
@@ -73,6 +75,8 @@ export interface StackConfig {
    * unset, the supervisor bundles main.ts into the runtime dir at start.
    */
   workerBundle?: string;
+  /** An operator's city database, passed to every worker (GEOIP_CITY_DB). */
+  geoipCityDb?: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
   /** Seconds a child may take to start; 0: no limit (START_TIMEOUT). */
@@ -185,6 +189,7 @@ export function loadStackConfig(
     runtimeDir: absolutePath(env, "RUNTIME_DIR") ??
       defaultRuntimeDir(env, host.uid),
     workerBundle: absolutePath(env, "WORKER_BUNDLE"),
+    geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
     rateLimit: integer(env, "RATE_LIMIT", STACK_DEFAULTS.rateLimit, 0, 1e6),
     startTimeout: integer(
       env,

@@ -27,7 +27,7 @@ import {
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
-import { bundleArgs } from "../stack/main.ts";
+import { bundleWorker } from "../stack/worker_bundle.ts";
 import { wrk } from "../testing/wrk.ts";
 import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
@@ -744,15 +744,11 @@ Deno.test({
   ignore: !ready,
   fn: async () => {
     // As the image ships it: main.ts bundled once, outside the runtime dir.
-    const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-bundle-" });
+    // Where the stack's account may read it and its database (as root).
+    const dir = await openTempDir("ip-timestamp-bundle-");
     const bundle = `${dir}/worker.js`;
     try {
-      const built = await new Deno.Command(Deno.execPath(), {
-        args: bundleArgs(bundle),
-        cwd: PROJECT_DIR,
-        stderr: "piped",
-      }).output();
-      assert.ok(built.success, new TextDecoder().decode(built.stderr));
+      assert.equal(await bundleWorker(bundle, `${dir}/geo.mmdb`), undefined);
       // A mark that a bundle built at start would not have.
       const mark = "\n// the prebuilt bundle\n";
       await Deno.writeTextFile(bundle, mark, { append: true });
@@ -889,7 +885,14 @@ async function readOnlyCopy(
     "stack/permissions.ts",
   ], { cwd: app, env: { DENO_DIR: denoDir } });
   // As the image's build stage does: esbuild, which bundles the workers.
-  await mustRun(Deno.execPath(), bundleArgs("/dev/null"), {
+  await mustRun(Deno.execPath(), [
+    "bundle",
+    "--frozen",
+    "--quiet",
+    "--output",
+    "/dev/null",
+    "main.ts",
+  ], {
     cwd: app,
     env: { DENO_DIR: denoDir },
   });
