@@ -32,6 +32,11 @@ export interface ChildSpec {
   stop(child: Deno.ChildProcess): void;
   /** Ends it now, with whatever it started. */
   kill(child: Deno.ChildProcess): void;
+  /**
+   * Whether its own child processes are watched too: a stopped one is
+   * killed for the child to restart it (nginx's worker processes).
+   */
+  watchChildren?: boolean;
 }
 
 // Children get SIGTERM from the kernel when the supervisor dies, however it
@@ -193,6 +198,7 @@ export function nginxSpec(family: Family, conf: string): ChildSpec {
   return {
     name: "nginx",
     fields: { component: "nginx" },
+    watchChildren: true,
     spawn() {
       // A killed nginx leaves its socket behind, and would not bind it again.
       try {

@@ -179,12 +179,12 @@ export class Supervisor {
       const starting = this.#slots.filter((s) =>
         s.child.phase === "starting" && s.child.pid !== undefined
       );
-      const nginx = this.#slots.filter((s) =>
-        s.spec.name === "nginx" && s.child.phase === "ready"
+      const parents = this.#slots.filter((s) =>
+        s.spec.watchChildren && s.child.phase === "ready"
       ).map((s) => s.child.pid!);
       const states = await this.host.processStates(
         starting.map((s) => s.child.pid!),
-        nginx,
+        parents,
       );
       for (const slot of starting) {
         const state = states.find((p) => p.pid === slot.child.pid);
@@ -192,7 +192,7 @@ export class Supervisor {
           this.#apply(slot, { kind: "checked", stopped: state.stopped });
         }
       }
-      this.#nginxWorkers(states.filter((p) => nginx.includes(p.ppid)));
+      this.#nginxWorkers(states.filter((p) => parents.includes(p.ppid)));
     }
   }
 
