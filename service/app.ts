@@ -22,6 +22,7 @@ import { addressFamily, type AddressRange } from "./client_ip.ts";
 import type { FamilyOrigins, ForwardedHeader } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { negotiate } from "./negotiate.ts";
+import { refusalOf } from "./request_rules.ts";
 import { openApiDocument } from "./openapi.ts";
 import { pageCsp, renderPage } from "./page.ts";
 import { STATIC_FILES } from "./static_files.ts";
@@ -217,22 +218,18 @@ function failed(err: Error, c: Context, logger: Logger): Response {
   return problem(c, 500, "Internal server error");
 }
 
-// RFC 3986's host (IP literal or registered name, the latter covering
-// IPv4) and an optional port; an empty Host is allowed (RFC 9112 §3.2).
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
-
 // A `%` not followed by two hex digits, or an encoded NUL: not a URI path.
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
 
 /**
  * What nginx refuses in the stack, the service refuses alone: a Host that
- * is not a host (RFC 9112 §3.2) and a target that is not a URI (RFC 3986).
+ * is not a host (RFC 9112 §3.2), a body (the API reads none, so the answer
+ * does not wait for it; hyper then closes the connection), an oversized
+ * Accept (request_rules.ts), and a target that is not a URI (RFC 3986).
  */
 const rejectMalformed: MiddlewareHandler = async (c, next) => {
-  const host = c.req.header("host");
-  if (host !== undefined && !HOST.test(host)) {
-    return problem(c, 400, "Invalid Host header");
-  }
+  const refusal = refusalOf(c.req.raw.headers);
+  if (refusal) return problem(c, refusal.status, refusal.message);
   // The path only: like nginx, leave the query to whoever reads it.
   const url = c.req.url;
   const query = url.indexOf("?");

@@ -7,6 +7,12 @@ import template from "../nginx/nginx.conf" with { type: "text" };
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { formatRange, parseRange } from "../service/client_ip.ts";
+import {
+  ACCEPT_LIMIT,
+  HOST_PATTERN,
+  NO_BODY_LENGTH,
+  REFUSALS,
+} from "../service/request_rules.ts";
 import type { StackConfig } from "../service/config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 
@@ -29,12 +35,12 @@ export const NGINX_ERRORS: Record<number, [number, string]> = {
   408: [408, "Request timeout"],
   411: [411, "Length required"],
   412: [412, "Precondition failed"],
-  413: [413, "Request body too large: the API takes no body"],
+  413: [413, REFUSALS.body.message],
   414: [414, "URI too long"],
   416: [416, "Range not satisfiable"],
   429: [429, "Too many requests"],
   // nginx's internal code for oversized headers, answered as 431.
-  494: [431, "Request header fields too large"],
+  494: [431, REFUSALS.accept.message],
   500: [500, "Internal server error"],
   501: [501, "Not implemented"],
   502: [502, "Bad gateway"],
@@ -78,6 +84,50 @@ function errorPages(): string {
   return indent(lines, 4);
 }
 
+// The request rules of service/request_rules.ts as maps: the same patterns.
+// No Host at all is allowed (HTTP/1.0); an empty one nginx refuses itself.
+function requestRules(): string {
+  return indent([
+    "map $http_host $host_refused {",
+    '  "" 0;',
+    `  "~${HOST_PATTERN}" 0;`,
+    "  default 1;",
+    "}",
+    "map $http_content_length$http_transfer_encoding $announces_body {",
+    '  "" 0;',
+    `  "~${NO_BODY_LENGTH}" 0;`,
+    "  default 1;",
+    "}",
+    "map $http_accept $accept_too_long {",
+    `  "~^.{${ACCEPT_LIMIT + 1}}" 1;`,
+    "  default 0;",
+    "}",
+  ], 2);
+}
+
+/**
+ * The refusals every location a client reaches first makes, in the app's
+ * order; 494 is nginx's code for headers too large (a JSON 431). A raw byte
+ * outside printable ASCII in the target is not a URI (RFC 3986), and a
+ * worker would answer it with an empty 400.
+ */
+function refusals(): string[] {
+  return [
+    'if ($request_uri ~ "[^\\x21-\\x7e]") {',
+    "  return 400;",
+    "}",
+    "if ($host_refused) {",
+    "  return 400;",
+    "}",
+    "if ($announces_body) {",
+    "  return 413;",
+    "}",
+    "if ($accept_too_long) {",
+    "  return 494;",
+    "}",
+  ];
+}
+
 // One exact location per file, with the file's own type and caching and the
 // headers every answer carries, as the app sends them under `deno task dev`.
 function staticLocations(publicDir: string): string {
@@ -89,6 +139,7 @@ function staticLocations(publicDir: string): string {
       `  default_type "${file.type}";`,
       // Ranges of files this small save nothing.
       "  max_ranges 0;",
+      ...refusals().map((l) => "  " + l),
       ...addHeaders({ "cache-control": file.cacheControl }).map((l) =>
         "  " + l
       ),
@@ -200,6 +251,8 @@ export function renderNginxConfig(
         `    server unix:${workerSocket(dir, i)} max_fails=1 fail_timeout=2s;`,
     ).join("\n"),
     ADD_HEADERS: indent(addHeaders(), 4),
+    REQUEST_RULES: requestRules(),
+    REFUSE: indent(refusals(), 6),
     STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(),
   };

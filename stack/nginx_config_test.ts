@@ -10,6 +10,7 @@ import {
   type StackConfig,
 } from "../service/config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
+import { ACCEPT_LIMIT, HOST_PATTERN } from "../service/request_rules.ts";
 import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
 
@@ -172,5 +173,24 @@ Deno.test("the renderer refuses any field not in normal form, however it came", 
       /Refusing to render nginx\.conf: user /,
       user,
     );
+  }
+});
+
+Deno.test("a client's body headers never reach a worker, and the rules are request_rules.ts's", () => {
+  const server = rendered.slice(rendered.indexOf("server {"));
+  assert.match(server, /proxy_set_header Content-Length "";/);
+  assert.match(server, /proxy_set_header Transfer-Encoding "";/);
+  assert.ok(rendered.includes(`"~${HOST_PATTERN}" 0;`));
+  assert.ok(rendered.includes(`"~^.{${ACCEPT_LIMIT + 1}}" 1;`));
+  // Every location a client's request reaches first refuses the same.
+  for (
+    const opening of ["location /", "location @api", "location = /robots.txt"]
+  ) {
+    const lines = block(rendered, opening);
+    for (
+      const flag of ["$host_refused", "$announces_body", "$accept_too_long"]
+    ) {
+      assert.ok(lines.includes(`if (${flag}) {`), `${opening} ${flag}`);
+    }
   }
 });

@@ -1,0 +1,240 @@
+// The request rules at both doors (service/request_rules.ts): one table of
+// requests, the same answer from the service alone and from the stack; and
+// what only the stack's nginx can do about them (bodies it never waits for,
+// limits per client).
+import assert from "node:assert/strict";
+import { ACCEPT_LIMIT } from "../service/request_rules.ts";
+import { COMMON_HEADERS } from "../service/common_headers.ts";
+import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
+import {
+  denoTask,
+  listening,
+  needs,
+  onFreePort,
+  type Running,
+  withStack,
+} from "./test_util.ts";
+
+const ready = needs("nginx");
+
+/** Latin-1 text as the bytes it spells (a raw 0x80 stays one byte). */
+function bytes(latin1: string): Uint8Array {
+  return Uint8Array.from(latin1, (c) => c.charCodeAt(0));
+}
+
+const request = (head: string, body = "") =>
+  bytes(`${head}\r\nConnection: close\r\n\r\n${body}`);
+const get = (lines: string) => request(`GET /ip HTTP/1.1\r\n${lines}`);
+
+/** A request and the status both doors answer it with. */
+export const RULE_CASES: [string, Uint8Array, number][] = [
+  ["a plain Host", get("Host: ok.example:80"), 200],
+  ["an IPv6 literal Host", get("Host: [::1]:80"), 200],
+  ["Host a<b>", get("Host: a<b>"), 400],
+  ['Host a"b', get('Host: a"b'), 400],
+  ["Host a{b}", get("Host: a{b}"), 400],
+  ["Host a|b", get("Host: a|b"), 400],
+  ["Host [::1", get("Host: [::1"), 400],
+  ["Host with a raw 0x80", get("Host: a\x80b"), 400],
+  ["an empty Host", get("Host: "), 400],
+  ["Content-Length: 0", get("Host: x\r\nContent-Length: 0"), 200],
+  [
+    "a GET with a body",
+    request("GET /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3", "abc"),
+    413,
+  ],
+  [
+    "a chunked body",
+    request(
+      "GET /ip HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
+      "3\r\nabc\r\n0\r\n\r\n",
+    ),
+    413,
+  ],
+  [
+    "a POST with a body",
+    request("POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3", "abc"),
+    413,
+  ],
+  [
+    "a TRACE with a body",
+    request("TRACE /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3", "abc"),
+    413,
+  ],
+  [
+    "a static file with a body",
+    request(
+      "GET /static/app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 3",
+      "abc",
+    ),
+    413,
+  ],
+  [
+    "an Accept at the limit",
+    get(`Host: x\r\nAccept: ${"a".repeat(ACCEPT_LIMIT)}`),
+    200,
+  ],
+  [
+    "an Accept over the limit",
+    get(`Host: x\r\nAccept: ${"a".repeat(ACCEPT_LIMIT + 1)}`),
+    431,
+  ],
+];
+
+// A refusal is JSON with the common headers; nothing sent comes back.
+function checkAnswer(what: string, answer: RawAnswer, status: number) {
+  what = `${shown(answer)}`;
+  assert.equal(answer.status, status, what);
+  if (status < 400) return;
+  assert.equal(answer.get("content-type"), "application/json", what);
+  assert.ok(JSON.parse(answer.body).error, what);
+  assert.doesNotMatch(answer.body, /abc|\x80|a<b|a\{b|a\|b/, what);
+  for (const [name, value] of Object.entries(COMMON_HEADERS)) {
+    assert.deepEqual(answer.all(name), [value], `${what}: ${name}`);
+  }
+}
+
+async function runRules(port: number): Promise<void> {
+  const failures: string[] = [];
+  for (const [what, bytes, status] of RULE_CASES) {
+    try {
+      checkAnswer(what, parseAnswer(await exchange(port, bytes)), status);
+    } catch (err) {
+      failures.push(`${what}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+}
+
+// The answer in a failure's message, short.
+const shown = (a: RawAnswer) =>
+  `${a.status} ${a.get("content-type")} ${JSON.stringify(a.body.slice(0, 60))}`;
+
+/** The service alone on a free port, stopped after `body`. */
+async function withService(
+  body: (port: number) => Promise<void>,
+): Promise<void> {
+  const { port, proc } = await onFreePort(async (port) => ({
+    port,
+    proc: await listening(
+      denoTask("start", { PORT: String(port), HOST: "127.0.0.1" }),
+    ) as Running,
+  }));
+  try {
+    await body(port);
+  } finally {
+    proc.child.kill("SIGTERM");
+    await proc.child.status;
+    await proc.drained;
+  }
+}
+
+Deno.test("the request rules, service alone: Host, body and Accept as the table says", () =>
+  withService(runRules));
+
+Deno.test({
+  name: "the request rules, stack: the same answers as the service alone",
+  ignore: !ready,
+  fn: () => withStack({ RATE_LIMIT: "50" }, (stack) => runRules(stack.port)),
+});
+
+// Deno.serve answers a raw byte in the target itself (docs/http.md), so
+// these reach only the stack, whose every answer must be ours.
+Deno.test({
+  name: "every answer the stack sends to a raw byte in the target is JSON",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const failures: string[] = [];
+      for (const method of ["GET", "HEAD", "TRACE", "OPTIONS", "PUT", "BREW"]) {
+        for (const target of ["/ip\x80", "/static/app.js\x80", "/\xff"]) {
+          const what = JSON.stringify(`${method} ${target}`);
+          try {
+            const answer = parseAnswer(
+              await exchange(
+                stack.port,
+                request(`${method} ${target} HTTP/1.1\r\nHost: x`),
+              ),
+            );
+            assert.equal(answer.status, 400, shown(answer));
+            assert.equal(answer.get("content-type"), "application/json");
+            if (method !== "HEAD") assert.ok(JSON.parse(answer.body).error);
+          } catch (err) {
+            failures.push(`${what}: ${(err as Error).message.split("\n")[0]}`);
+          }
+        }
+      }
+      assert.deepEqual(failures, []);
+    }),
+});
+
+/** A connection's input as it comes: what was read, and whether it ended. */
+interface Reader {
+  text: string;
+  closed: boolean;
+  /** Resolves when `done()` holds, or after `ms` (then it may not). */
+  until(done: () => boolean, ms: number): Promise<void>;
+}
+
+function reader(conn: Deno.Conn): Reader {
+  const state: Reader = {
+    text: "",
+    closed: false,
+    async until(done, ms) {
+      const deadline = Date.now() + ms;
+      while (!done() && !state.closed && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+  (async () => {
+    const buffer = new Uint8Array(4096);
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        state.text += new TextDecoder("latin1").decode(buffer.subarray(0, n));
+      }
+    } catch {
+      // A reset: closed too.
+    }
+    state.closed = true;
+  })();
+  return state;
+}
+
+Deno.test({
+  name:
+    "the stack answers a request with a body at once, and closes while the body trickles",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: stack.port,
+      });
+      try {
+        const input = reader(conn);
+        await conn.write(bytes(
+          "POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\na",
+        ));
+        // Before the body: the answer (before this fix nginx waited for
+        // all 100 bytes, one every client_body_timeout at most).
+        await input.until(() => input.text.includes("}\n"), 4_000);
+        assert.match(input.text, /^HTTP\/1\.1 413 /, "answered at once");
+        // A byte every 300 ms (40 at most): nginx stops reading within
+        // lingering_time (2 s) and closes.
+        for (let i = 0; i < 40 && !input.closed; i++) {
+          await conn.write(bytes("a")).catch(() => {});
+          await input.until(() => false, 300);
+        }
+        assert.ok(input.closed, "closed within 12 s of trickling");
+      } finally {
+        try {
+          conn.close();
+        } catch {
+          // Closed already.
+        }
+      }
+    }),
+});
