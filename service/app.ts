@@ -64,7 +64,7 @@ export interface AppOptions {
   forwardedHeader: ForwardedHeader;
   /** Where request failures are logged. */
   logger: Logger;
-  /** The service's version, shown by the page and OpenAPI. */
+  /** The service's version, shown by OpenAPI. */
   version: string;
   /**
    * True for a stack worker: nginx has already refused malformed requests,
@@ -122,7 +122,6 @@ export function createApp(options: AppOptions): App {
   const origins = options.origins ?? {};
   const csp = pageCsp(origins);
   const clock = options.clock ?? preciseNow;
-  const { version } = options;
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
   if (!options.behindNginx) app.use(rejectMalformed);
@@ -134,7 +133,7 @@ export function createApp(options: AppOptions): App {
     if (format === "json") {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
-    const page = renderPage({ ip, timestamp, version, origins });
+    const page = renderPage({ ip, timestamp, origins });
     return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 

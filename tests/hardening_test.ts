@@ -238,3 +238,37 @@ Deno.test({
       }
     }),
 });
+
+// FNV-1a of what a door serves, written again here: the URL must follow the
+// bytes, whatever static_files.ts computes.
+function fnv1a(data: Uint8Array): string {
+  let hash = 0x811c9dc5;
+  for (const byte of data) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, "0");
+}
+
+async function checkAssetUrls(base: string): Promise<void> {
+  const page = await (await fetch(`${base}/`, {
+    headers: { accept: "text/html" },
+  })).text();
+  const links = [...page.matchAll(/(?:src|href)="(\/static\/[^"]+)"/g)]
+    .map((m) => m[1]);
+  assert.equal(links.length, 2, "script and style");
+  for (const link of links) {
+    const url = new URL(link, base);
+    const res = await fetch(url);
+    assert.equal(res.status, 200, link);
+    assert.match(res.headers.get("cache-control") ?? "", /immutable/);
+    const served = new Uint8Array(await res.arrayBuffer());
+    assert.equal(url.searchParams.get("v"), fnv1a(served), link);
+  }
+}
+
+Deno.test("the page links script and style by a hash of their content, service alone", () =>
+  withService((port) => checkAssetUrls(`http://127.0.0.1:${port}`)));
+
+Deno.test({
+  name: "the page links script and style by a hash of their content, stack",
+  ignore: !ready,
+  fn: () => withStack({}, (stack) => checkAssetUrls(stack.url)),
+});
