@@ -15,6 +15,7 @@ import {
 } from "../service/request_rules.ts";
 import type { StackConfig } from "../service/config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
+import { clientMaps } from "./client_key.ts";
 
 /** Facts about the machine that the config depends on. */
 export interface NginxHost {
@@ -220,24 +221,20 @@ export function renderNginxConfig(
     LISTEN_IPV6: host.ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
-    // nginx resolves the client only for its own use (rate limit, log);
-    // the worker reports the address from the same two facts, by the
-    // service's rules (service/client_ip.ts).
-    REAL_IP: config.trustedProxies.length === 0 ? "" : [
-      ...config.trustedProxies.map((p) => `  set_real_ip_from ${p};`),
-      "  real_ip_header X-Forwarded-For;",
-      "  real_ip_recursive on;",
-    ].join("\n"),
+    // nginx resolves the client only for its own use (rate limit, log), by
+    // the service's rules (client_key.ts); the worker reports the address
+    // from the same two facts with service/client_ip.ts.
+    REAL_IP: indent(clientMaps(config.trustedProxies), 2),
     FORWARDED_FOR: config.trustedProxies.length === 0
       ? '""'
       : "$http_x_forwarded_for",
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
-      `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
+      `  limit_req_zone $client_key zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
       "  limit_req_log_level warn;",
       // Requests in progress per address (a slow body is one until it
       // is read or discarded): more than the rate's burst never helps.
-      "  limit_conn_zone $binary_remote_addr zone=per_client_conn:10m;",
+      "  limit_conn_zone $client_key zone=per_client_conn:10m;",
       "  limit_conn_status 429;",
       "  limit_conn_log_level warn;",
     ].join("\n"),

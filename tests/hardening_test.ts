@@ -7,6 +7,11 @@ import { ACCEPT_LIMIT } from "../service/request_rules.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
 import {
+  FORWARDING_CASES,
+  TABLE_PEER,
+  TABLE_TRUSTED,
+} from "./forwarding_cases.ts";
+import {
   denoTask,
   listening,
   needs,
@@ -271,4 +276,62 @@ Deno.test({
   name: "the page links script and style by a hash of their content, stack",
   ignore: !ready,
   fn: () => withStack({}, (stack) => checkAssetUrls(stack.url)),
+});
+
+/** curl from a source address: the status of each of `count` requests. */
+async function statuses(
+  url: string,
+  from: string,
+  headers: string[],
+  count: number,
+): Promise<number[]> {
+  const out = await new Deno.Command("curl", {
+    args: [
+      "-sS",
+      "--interface",
+      from,
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}\\n",
+      ...headers.flatMap((h) => ["-H", h]),
+      ...Array(count).fill(url),
+    ],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim().split("\n").map(Number);
+}
+
+// One bucket per address the answers report: exhausted once through its
+// plain spelling (or, for the proxy itself, without the header); then each
+// row that answers that address must find it exhausted (429) at once.
+Deno.test({
+  name:
+    "the stack limits each forwarding row under the address its answer reports",
+  ignore: !needs("nginx", "curl"),
+  fn: () =>
+    withStack(
+      { TRUSTED_PROXIES: TABLE_TRUSTED, RATE_LIMIT: "1" },
+      async (stack) => {
+        const url = `${stack.url}/ip`;
+        const byAnswer = Map.groupBy(FORWARDING_CASES, ([, answer]) => answer);
+        const failures: string[] = [];
+        for (const [answer, rows] of byAnswer) {
+          const plain = answer === TABLE_PEER
+            ? []
+            : [`X-Forwarded-For: ${answer}`];
+          // 1 + burst 2 pass, then 429s.
+          const first = await statuses(url, TABLE_PEER, plain, 5);
+          if (!first.includes(429)) failures.push(`${answer}: never limited`);
+          for (const [lines] of rows) {
+            const headers = lines.map((l) => `X-Forwarded-For: ${l}`);
+            const [status] = await statuses(url, TABLE_PEER, headers, 1);
+            if (status !== 429) {
+              failures.push(`${JSON.stringify(lines)} -> ${answer}: ${status}`);
+            }
+          }
+        }
+        assert.deepEqual(failures, []);
+      },
+    ),
 });
