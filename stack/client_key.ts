@@ -117,7 +117,7 @@ const PORT =
  * An IPv6 address in text (RFC 4291 §2.2, RFC 3986's `IPv6address`): eight
  * groups, or fewer around one `::`, the last 32 bits optionally dotted.
  */
-export const IPV6_PATTERN = (() => {
+export const IPV6_PATTERN: string = (() => {
   const h = HEX;
   const ls32 = `(?:${h}:${h}|${IPV4})`;
   const upTo = (n: number) => n < 0 ? "" : `(?:(?:${h}:){0,${n}}${h})?`;

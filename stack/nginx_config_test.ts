@@ -132,13 +132,17 @@ Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
     2,
   );
   const text = renderNginxConfig(config, HOST);
-  const realIp = text.split("\n").filter((l) => l.includes("set_real_ip_from"))
-    .map((l) => l.trim());
-  assert.deepEqual(realIp, [
-    "set_real_ip_from 10.0.0.0/8;",
-    "set_real_ip_from 192.0.2.0/24;",
-    "set_real_ip_from 2001:db8::1/128;",
-  ]);
+  // The proxies whose hops are believed (stack/client_key.ts).
+  const peer = text.slice(text.indexOf("geo $remote_addr $peer_class {"));
+  assert.deepEqual(
+    peer.slice(0, peer.indexOf("}")).split("\n").slice(2, -1)
+      .map((l) => l.trim()),
+    [
+      "10.0.0.0/8 1;",
+      "192.0.2.0/24 1;",
+      "2001:db8::1/128 1;",
+    ],
+  );
   assert.match(text, /^pid \/run\/ip-timestamp\/x\/nginx\.pid;$/m);
   assert.match(text, /^ {4}listen 8080 /m);
   assert.ok(!text.includes("/run//") && !text.includes("/./"));
