@@ -290,12 +290,11 @@ async function statuses(
       "-sS",
       "--interface",
       from,
-      "-o",
-      "/dev/null",
       "-w",
       "%{http_code}\\n",
       ...headers.flatMap((h) => ["-H", h]),
-      ...Array(count).fill(url),
+      // -o applies to the one URL after it.
+      ...Array(count).fill(["-o", "/dev/null", url]).flat(),
     ],
     stdout: "piped",
   }).output();
@@ -333,5 +332,119 @@ Deno.test({
         }
         assert.deepEqual(failures, []);
       },
+    ),
+});
+
+/** Runs a command; throws with its stderr when it fails. */
+async function sh(cmd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/**
+ * A network namespace joined to this one by a veth pair: this side has
+ * `fd00:19::1` and `fd00:19:0:1::1`, the namespace `count` addresses of
+ * fd00:19::/64 (from `::100`) and one of fd00:19:0:1::/64. Removed after
+ * `body`, whatever happens (the names carry the pid: runs never collide).
+ */
+async function withNeighbours(
+  count: number,
+  body: (ns: string, addresses: string[], other: string) => Promise<void>,
+): Promise<void> {
+  const ns = `ipts-${Deno.pid}`;
+  const here = `ipts${Deno.pid}a`.slice(0, 15);
+  const there = `ipts${Deno.pid}b`.slice(0, 15);
+  const addresses = Array.from(
+    { length: count },
+    (_, i) => `fd00:19::${(0x100 + i).toString(16)}`,
+  );
+  const other = "fd00:19:0:1::2";
+  try {
+    await sh("ip", "netns", "add", ns);
+    await sh("ip", "link", "add", here, "type", "veth", "peer", "name", there);
+    await sh("ip", "link", "set", there, "netns", ns);
+    for (const a of ["fd00:19::1/64", "fd00:19:0:1::1/64"]) {
+      await sh("ip", "-6", "addr", "add", a, "dev", here, "nodad");
+    }
+    await sh("ip", "link", "set", here, "up");
+    for (const a of [...addresses, other]) {
+      await sh(
+        "ip",
+        "-n",
+        ns,
+        "-6",
+        "addr",
+        "add",
+        `${a}/64`,
+        "dev",
+        there,
+        "nodad",
+      );
+    }
+    await sh("ip", "-n", ns, "link", "set", there, "up");
+    await body(ns, addresses, other);
+  } finally {
+    // The namespace takes its end of the pair, and the pair goes with it.
+    await sh("ip", "netns", "del", ns).catch(() => {});
+    await sh("ip", "link", "del", here).catch(() => {});
+  }
+}
+
+/** Statuses of `count` requests curl sends from `from` inside `ns`. */
+async function statusesIn(
+  ns: string,
+  url: string,
+  from: string,
+  count: number,
+): Promise<number[]> {
+  const out = await sh(
+    "ip",
+    "netns",
+    "exec",
+    ns,
+    "curl",
+    "-sS",
+    "--interface",
+    from,
+    "-w",
+    "%{http_code}\\n",
+    ...Array(count).fill(["-o", "/dev/null", url]).flat(),
+  );
+  return out.trim().split("\n").map(Number);
+}
+
+Deno.test({
+  name:
+    "the addresses of one IPv6 /64 share one rate limit; another /64 has its own",
+  ignore: !needs("nginx", "curl", "ip"),
+  fn: () =>
+    withNeighbours(
+      16,
+      (ns, addresses, other) =>
+        withStack({ RATE_LIMIT: "5" }, async (stack) => {
+          const url = `http://[fd00:19::1]:${stack.port}/ip`;
+          const start = Date.now();
+          let served = 0;
+          for (const from of addresses) {
+            const got = await statusesIn(ns, url, from, 10);
+            served += got.filter((s) => s === 200).length;
+          }
+          const seconds = Math.ceil((Date.now() - start) / 1000);
+          // 1 + burst 10 at once, then 5 a second: per address this
+          // would be 16 times that.
+          const allowed = 1 + 10 + 5 * seconds;
+          assert.ok(
+            served <= allowed,
+            `${served} answers for one /64 in ${seconds} s, at most ${allowed}`,
+          );
+          // The neighbour in another /64 is served all the same.
+          const neighbour = await statusesIn(ns, url, other, 5);
+          assert.deepEqual(neighbour, [200, 200, 200, 200, 200]);
+        }),
     ),
 });
