@@ -198,7 +198,7 @@ export function assertRenderable(config: StackConfig, host: NginxHost): void {
   }
 }
 
-/** Requests in progress one client address may have, at a rate limit. */
+/** Requests in progress one client (IPv6: one /64) may have, at a rate limit. */
 export function connectionLimit(rate: number): number {
   return Math.max(32, rate);
 }
@@ -232,8 +232,9 @@ export function renderNginxConfig(
       `  limit_req_zone $client_key zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
       "  limit_req_log_level warn;",
-      // Requests in progress per address (a slow body is one until it
-      // is read or discarded): more than the rate's burst never helps.
+      // Requests in progress per client (bodies are refused at once, so
+      // these are requests a worker has not answered yet): a slow or hung
+      // worker is not filled by one client.
       "  limit_conn_zone $client_key zone=per_client_conn:10m;",
       "  limit_conn_status 429;",
       "  limit_conn_log_level warn;",

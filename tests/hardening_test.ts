@@ -4,6 +4,7 @@
 // limits per client).
 import assert from "node:assert/strict";
 import { ACCEPT_LIMIT } from "../service/request_rules.ts";
+import { workerSocket } from "../stack/runtime_dir.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
 import {
@@ -447,4 +448,62 @@ Deno.test({
           assert.deepEqual(neighbour, [200, 200, 200, 200, 200]);
         }),
     ),
+});
+
+// With bodies refused at once, a request is in progress while a worker
+// answers it; limit_conn caps how many one client may have waiting, so a
+// slow or hung worker is not filled by one address.
+Deno.test({
+  name:
+    "one client may have max(32, RATE_LIMIT) requests in progress; more are answered 429 at once",
+  ignore: !ready,
+  fn: () =>
+    withStack({ WORKERS: "1", RATE_LIMIT: "20" }, async (stack) => {
+      const socket = workerSocket(stack.runtimeDir, 0);
+      const found = await new Deno.Command("pgrep", {
+        args: ["-f", `allow-net=unix:${socket} `],
+        stdout: "piped",
+      }).output();
+      const [pid] = new TextDecoder().decode(found.stdout).split("\n")
+        .filter(Boolean).map(Number);
+      assert.ok(pid, "the worker runs");
+      // 40 requests at once (within RATE_LIMIT's burst of 40): 32 wait for
+      // the stopped worker, 8 are over the limit.
+      Deno.kill(pid, "SIGSTOP");
+      const conns: Deno.Conn[] = [];
+      try {
+        for (let i = 0; i < 40; i++) {
+          conns.push(
+            await Deno.connect({ hostname: "127.0.0.1", port: stack.port }),
+          );
+        }
+        const inputs = conns.map(reader);
+        await Promise.all(conns.map((c) => c.write(get("Host: x"))));
+        const limited = () =>
+          inputs.filter((i) => i.text.startsWith("HTTP/1.1 429 ")).length;
+        await inputs[0].until(() => limited() >= 8, 5_000);
+        assert.equal(limited(), 8, "over the limit: answered at once");
+        Deno.kill(pid, "SIGCONT");
+        // The others are served once the worker goes on.
+        await inputs[0].until(
+          () => inputs.filter((i) => i.closed).length === 40,
+          15_000,
+        );
+        const ok = inputs.filter((i) => i.text.startsWith("HTTP/1.1 200 "));
+        assert.equal(ok.length, 32);
+      } finally {
+        try {
+          Deno.kill(pid, "SIGCONT");
+        } catch {
+          // Replaced by the supervisor meanwhile.
+        }
+        for (const c of conns) {
+          try {
+            c.close();
+          } catch {
+            // Closed by the server.
+          }
+        }
+      }
+    }),
 });
