@@ -200,7 +200,8 @@ export function assertRenderable(config: StackConfig, host: NginxHost): void {
 
 /** Requests in progress one client (IPv6: one /64) may have, at a rate limit. */
 export function connectionLimit(rate: number): number {
-  return Math.max(32, rate);
+  // nginx refuses a limit of 65,536 or more (RATE_LIMIT goes to 1,000,000).
+  return Math.min(65535, Math.max(32, rate));
 }
 
 /** Fills the template; every field is validated config, never raw input. */

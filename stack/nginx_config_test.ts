@@ -11,7 +11,11 @@ import {
 } from "../service/config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { ACCEPT_LIMIT, HOST_PATTERN } from "../service/request_rules.ts";
-import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
+import {
+  connectionLimit,
+  NGINX_ERRORS,
+  renderNginxConfig,
+} from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
 
 const config = loadStackConfig(
@@ -197,4 +201,10 @@ Deno.test("a client's body headers never reach a worker, and the rules are reque
       assert.ok(lines.includes(`if (${flag}) {`), `${opening} ${flag}`);
     }
   }
+});
+
+Deno.test("the connection limit is max(32, RATE_LIMIT), within what nginx takes", () => {
+  assert.equal(connectionLimit(1), 32);
+  assert.equal(connectionLimit(50), 50);
+  assert.equal(connectionLimit(1_000_000), 65535);
 });
