@@ -399,7 +399,6 @@ Deno.test("the page escapes what it shows", async () => {
   const html = renderPage({
     ip: '<img src=x onerror="1">',
     timestamp: "t",
-    version: "v",
   });
   assert.ok(!html.includes("<img"));
   assert.ok(html.includes("&lt;img src=x onerror=&quot;1&quot;&gt;"));

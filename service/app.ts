@@ -22,6 +22,7 @@ import { addressFamily, type AddressRange } from "./client_ip.ts";
 import type { FamilyOrigins, ForwardedHeader } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { negotiate } from "./negotiate.ts";
+import { refusalOf } from "./request_rules.ts";
 import { openApiDocument } from "./openapi.ts";
 import { pageCsp, renderPage } from "./page.ts";
 import { STATIC_FILES } from "./static_files.ts";
@@ -72,7 +73,7 @@ export interface AppOptions {
   forwardedHeader: ForwardedHeader;
   /** Where request failures are logged. */
   logger: Logger;
-  /** The service's version, shown by the page and OpenAPI. */
+  /** The service's version, shown by OpenAPI. */
   version: string;
   /**
    * True for a stack worker: nginx has already refused malformed requests,
@@ -135,7 +136,6 @@ export function createApp(options: AppOptions): App {
   const origins = options.origins ?? {};
   const csp = pageCsp(origins);
   const clock = options.clock ?? preciseNow;
-  const { version } = options;
   const geo: WorldTimeDeps = {
     clock,
     clientIp,
@@ -154,7 +154,7 @@ export function createApp(options: AppOptions): App {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
     const country = geo.country(ip);
-    const page = renderPage({ ip, timestamp, version, origins, country });
+    const page = renderPage({ ip, timestamp, origins, country });
     return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 
@@ -258,22 +258,18 @@ function failed(err: Error, c: Context, logger: Logger): Response {
   return problem(c, 500, "Internal server error");
 }
 
-// RFC 3986's host (IP literal or registered name, the latter covering
-// IPv4) and an optional port; an empty Host is allowed (RFC 9112 §3.2).
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
-
 // A `%` not followed by two hex digits, or an encoded NUL: not a URI path.
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
 
 /**
  * What nginx refuses in the stack, the service refuses alone: a Host that
- * is not a host (RFC 9112 §3.2) and a target that is not a URI (RFC 3986).
+ * is not a host (RFC 9112 §3.2), a body (the API reads none, so the answer
+ * does not wait for it; hyper then closes the connection), an oversized
+ * Accept (request_rules.ts), and a target that is not a URI (RFC 3986).
  */
 const rejectMalformed: MiddlewareHandler = async (c, next) => {
-  const host = c.req.header("host");
-  if (host !== undefined && !HOST.test(host)) {
-    return problem(c, 400, "Invalid Host header");
-  }
+  const refusal = refusalOf(c.req.raw.headers);
+  if (refusal) return problem(c, refusal.status, refusal.message);
   // The path only: like nginx, leave the query to whoever reads it.
   const url = c.req.url;
   const query = url.indexOf("?");

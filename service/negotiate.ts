@@ -6,6 +6,7 @@
  * @module
  */
 import { parseAccept } from "hono/utils/accept";
+import { ACCEPT_LIMIT } from "./request_rules.ts";
 
 // 3 for type/subtype, 2 for type/*, 1 for */*, 0 for no match.
 function specificity(range: string, offered: string): number {
@@ -37,12 +38,14 @@ export function qualityOf(
  * offer. With no header, or when nothing offered is acceptable, the answer
  * is `offered[0]`: the RFC lets a server disregard Accept rather than send a
  * 406, and a caller who asked for nothing we have still gets something.
+ * An `Accept` longer than {@linkcode ACCEPT_LIMIT} is not read at all (both
+ * doors refuse it before this; a bound on the work all the same).
  */
 export function negotiate(
   accept: string | undefined,
   offered: readonly string[],
 ): string {
-  if (!accept) return offered[0];
+  if (!accept || accept.length > ACCEPT_LIMIT) return offered[0];
   const ranges = parseAccept(accept);
   let chosen = offered[0];
   let best = 0;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { negotiate } from "./negotiate.ts";
+import { ACCEPT_LIMIT } from "./request_rules.ts";
 
 const PAGE = ["application/json", "text/html"];
 const LINE = ["text/plain", "application/json"];
@@ -28,4 +29,13 @@ Deno.test("the most specific range sets a type's quality; q=0 refuses it", () =>
   ) {
     assert.equal(negotiate(accept, offered), chosen, String(accept));
   }
+});
+
+Deno.test("an Accept over the limit is not read: the default, at once", () => {
+  // It asks for the page, but it is not read: the default answers.
+  const huge = "text/html;q=0.5, ".repeat(4000) + "text/html";
+  assert.equal(negotiate(huge, PAGE), "application/json");
+  const fits = "text/html;q=0.5, ".repeat(50) + "text/html";
+  assert.ok(fits.length <= ACCEPT_LIMIT);
+  assert.equal(negotiate(fits, PAGE), "text/html");
 });

@@ -307,10 +307,14 @@ function components(): Json {
       }),
       PreconditionFailed: error("*stack*: If-Match names another version."),
       ContentTooLarge: error(
-        "*stack*: a body over 1 KiB (the API takes none).",
+        "Any request that announces a body (`Content-Length` other than " +
+          "0, or `Transfer-Encoding`): the API takes none, answers at once " +
+          "without reading it, and closes the connection.",
       ),
       UriTooLong: error("*stack*: a request target over 8 KiB."),
-      HeadersTooLarge: error("*stack*: a header line over 8 KiB."),
+      HeadersTooLarge: error(
+        "An `Accept` over 1024 bytes; *stack*: a header line over 8 KiB.",
+      ),
       TooManyRequests: error("*stack*: over `RATE_LIMIT` from one address.", {
         "Retry-After": header("Retry-After"),
       }),

@@ -7,6 +7,10 @@
  */
 import { html } from "hono/html";
 import type { FamilyOrigins } from "./config.ts";
+import { assetUrl } from "./static_files.ts";
+
+const SCRIPT_URL = assetUrl("/static/app.js");
+const STYLE_URL = assetUrl("/static/style.css");
 
 /** What one page shows. */
 export interface PageData {
@@ -14,8 +18,6 @@ export interface PageData {
   ip: string;
   /** The server's time, formatted. */
   timestamp: string;
-  /** The service's version, which versions the script and style URLs. */
-  version: string;
   /** Hosts reached over one family only; the script asks each for `/ip`. */
   origins?: FamilyOrigins;
   /** The caller's country (ISO 3166-1 alpha-2), when known. */
@@ -64,9 +66,8 @@ function familiesSection({ ipv4, ipv6 }: FamilyOrigins) {
 
 /** Renders the page for one request. */
 export function renderPage(
-  { ip, timestamp, version, origins = {}, country }: PageData,
+  { ip, timestamp, origins = {}, country }: PageData,
 ): string {
-  const v = encodeURIComponent(version);
   return String(html`
     <!doctype html>
     <html lang="en">
@@ -76,8 +77,8 @@ export function renderPage(
         <meta name="color-scheme" content="light dark">
         <title>Your IP address is ${ip}</title>
         <link rel="icon" href="/favicon.ico">
-        <link rel="stylesheet" href="/static/style.css?v=${v}">
-        <script src="/static/app.js?v=${v}" defer></script>
+        <link rel="stylesheet" href="${STYLE_URL}">
+        <script src="${SCRIPT_URL}" defer></script>
       </head>
       <body>
         <main>

@@ -20,7 +20,8 @@ export interface StaticFile {
   cacheControl: string;
 }
 
-// Script and style are linked with `?v=<version>`, so they may be cached long.
+// Script and style are linked with `?v=<hash of the content>` (assetUrl), so
+// they may be cached long: a changed file is a new URL.
 const VERSIONED = "public, max-age=31536000, immutable";
 const DAILY = "public, max-age=86400";
 
@@ -55,6 +56,15 @@ export function bytesOf(file: StaticFile): Uint8Array<ArrayBuffer> {
     : file.body;
 }
 
+// FNV-1a (32 bits) of a file's bytes: a fingerprint, not a defence.
+function contentHash(file: StaticFile): number {
+  let hash = 0x811c9dc5;
+  for (const byte of bytesOf(file)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
 /**
  * An instant derived from a file's content (FNV-1a, as seconds after
  * 2020-01-01): the stack stamps each file with it, so nginx's ETag and
@@ -62,9 +72,19 @@ export function bytesOf(file: StaticFile): Uint8Array<ArrayBuffer> {
  * change when the content does.
  */
 export function contentTime(file: StaticFile): Date {
-  let hash = 0x811c9dc5;
-  for (const byte of bytesOf(file)) {
-    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
-  }
-  return new Date(Date.UTC(2020, 0, 1) + (hash % 157_680_000) * 1000);
+  return new Date(
+    Date.UTC(2020, 0, 1) + (contentHash(file) % 157_680_000) * 1000,
+  );
+}
+
+/**
+ * The URL a page links a static file by: its path and `?v=` its content's
+ * hash, so that a changed file is a new URL however long the old one is
+ * cached (`immutable`), on every replica alike. Either door serves the file
+ * at its path whatever the query.
+ */
+export function assetUrl(path: string): string {
+  const file = STATIC_FILES.get(path);
+  if (!file) throw new Error(`No static file ${path}`);
+  return `${path}?v=${contentHash(file).toString(16).padStart(8, "0")}`;
 }

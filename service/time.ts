@@ -2,10 +2,13 @@
  * `GET /time`: the instant in UTC, optionally in one IANA time zone, and the
  * server's side of an NTP-style exchange (`t0` in, `t1` and `t2` out).
  *
- * Time-zone data is the runtime's own (`Temporal`); nothing here knows a zone.
+ * Time-zone data is the runtime's own (`Temporal`); only the current names
+ * of zones the runtime knows by an old name come from the tz database
+ * (`zone_links.ts`).
  *
  * @module
  */
+import { ZONE_LINKS } from "./zone_links.ts";
 
 /** A clock in milliseconds since the epoch, with sub-millisecond precision. */
 export type PreciseClock = () => number;
@@ -81,15 +84,21 @@ const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+\-\/]{0,63}$/;
 // A plain decimal: no exponent, no hex, no "Infinity", not empty.
 const DECIMAL = /^-?\d{1,16}(\.\d{1,9})?$/;
 
-/** The runtime's canonical id of an IANA zone name, or undefined. */
+/**
+ * The current IANA name of a zone the runtime knows, or undefined: the
+ * runtime's spelling (`europe/berlin` is `Europe/Berlin`), then the tz
+ * database's name for an alias (`Asia/Calcutta` is `Asia/Kolkata`).
+ */
 export function canonicalZone(name: string): string | undefined {
   if (!ZONE_NAME.test(name)) return undefined;
+  let id: string;
   try {
-    return Temporal.Instant.fromEpochMilliseconds(0)
+    id = Temporal.Instant.fromEpochMilliseconds(0)
       .toZonedDateTimeISO(name).timeZoneId;
   } catch {
     return undefined;
   }
+  return ZONE_LINKS.get(id) ?? id;
 }
 
 /** Validates `tz` and `t0` of a query; throws {@linkcode TimeQueryError}. */

@@ -7,8 +7,15 @@ import template from "../nginx/nginx.conf" with { type: "text" };
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { formatRange, parseRange } from "../service/client_ip.ts";
+import {
+  ACCEPT_LIMIT,
+  HOST_PATTERN,
+  NO_BODY_LENGTH,
+  REFUSALS,
+} from "../service/request_rules.ts";
 import type { StackConfig } from "./stack_config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
+import { clientMaps } from "./client_key.ts";
 
 /** Facts about the machine that the config depends on. */
 export interface NginxHost {
@@ -29,12 +36,12 @@ export const NGINX_ERRORS: Record<number, [number, string]> = {
   408: [408, "Request timeout"],
   411: [411, "Length required"],
   412: [412, "Precondition failed"],
-  413: [413, "Request body too large: the API takes no body"],
+  413: [413, REFUSALS.body.message],
   414: [414, "URI too long"],
   416: [416, "Range not satisfiable"],
   429: [429, "Too many requests"],
   // nginx's internal code for oversized headers, answered as 431.
-  494: [431, "Request header fields too large"],
+  494: [431, REFUSALS.accept.message],
   500: [500, "Internal server error"],
   501: [501, "Not implemented"],
   502: [502, "Bad gateway"],
@@ -92,6 +99,50 @@ function errorPages(rate: number): string {
   return indent(lines, 4);
 }
 
+// The request rules of service/request_rules.ts as maps: the same patterns.
+// No Host at all is allowed (HTTP/1.0); an empty one nginx refuses itself.
+function requestRules(): string {
+  return indent([
+    "map $http_host $host_refused {",
+    '  "" 0;',
+    `  "~${HOST_PATTERN}" 0;`,
+    "  default 1;",
+    "}",
+    "map $http_content_length$http_transfer_encoding $announces_body {",
+    '  "" 0;',
+    `  "~${NO_BODY_LENGTH}" 0;`,
+    "  default 1;",
+    "}",
+    "map $http_accept $accept_too_long {",
+    `  "~^.{${ACCEPT_LIMIT + 1}}" 1;`,
+    "  default 0;",
+    "}",
+  ], 2);
+}
+
+/**
+ * The refusals every location a client reaches first makes, in the app's
+ * order; 494 is nginx's code for headers too large (a JSON 431). A raw byte
+ * outside printable ASCII in the target is not a URI (RFC 3986), and a
+ * worker would answer it with an empty 400.
+ */
+function refusals(): string[] {
+  return [
+    'if ($request_uri ~ "[^\\x21-\\x7e]") {',
+    "  return 400;",
+    "}",
+    "if ($host_refused) {",
+    "  return 400;",
+    "}",
+    "if ($announces_body) {",
+    "  return 413;",
+    "}",
+    "if ($accept_too_long) {",
+    "  return 494;",
+    "}",
+  ];
+}
+
 // One exact location per file, with the file's own type and caching and the
 // headers every answer carries, as the app sends them under `deno task dev`.
 function staticLocations(publicDir: string): string {
@@ -103,6 +154,7 @@ function staticLocations(publicDir: string): string {
       `  default_type "${file.type}";`,
       // Ranges of files this small save nothing.
       "  max_ranges 0;",
+      ...refusals().map((l) => "  " + l),
       ...addHeaders({ "cache-control": file.cacheControl }).map((l) =>
         "  " + l
       ),
@@ -160,9 +212,10 @@ export function assertRenderable(config: StackConfig, host: NginxHost): void {
   }
 }
 
-/** Requests in progress one client address may have, at a rate limit. */
+/** Requests in progress one client (IPv6: one /64) may have, at a rate limit. */
 export function connectionLimit(rate: number): number {
-  return Math.max(32, rate);
+  // nginx refuses a limit of 65,536 or more (RATE_LIMIT goes to 1,000,000).
+  return Math.min(65535, Math.max(32, rate));
 }
 
 /** Fills the template; every field is validated config, never raw input. */
@@ -184,26 +237,23 @@ export function renderNginxConfig(
     LISTEN_IPV6: host.ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
-    // nginx resolves the client only for its own use (rate limit, log);
-    // the worker reports the address from the same two facts, by the
-    // service's rules (service/client_ip.ts).
-    REAL_IP: config.trustedProxies.length === 0 ? "" : [
-      ...config.trustedProxies.map((p) => `  set_real_ip_from ${p};`),
-      "  real_ip_header X-Forwarded-For;",
-      "  real_ip_recursive on;",
-    ].join("\n"),
+    // nginx resolves the client only for its own use (rate limit, log), by
+    // the service's rules (client_key.ts); the worker reports the address
+    // from the same two facts with service/client_ip.ts.
+    REAL_IP: indent(clientMaps(config.trustedProxies), 2),
     FORWARDED_FOR: config.trustedProxies.length === 0
       ? '""'
       : "$http_x_forwarded_for",
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
-      `  limit_req_zone $binary_remote_addr zone=per_client:10m rate=${rate}r/s;`,
+      `  limit_req_zone $client_key zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
       // Below error_log's level (warn): nginx writes no line per refusal;
       // the access log's refused line is counted instead (log_relay.ts).
       "  limit_req_log_level info;",
-      // Requests in progress per address (a slow body is one until it
-      // is read or discarded): more than the rate's burst never helps.
-      "  limit_conn_zone $binary_remote_addr zone=per_client_conn:10m;",
+      // Requests in progress per client (bodies are refused at once, so
+      // these are requests a worker has not answered yet): a slow or hung
+      // worker is not filled by one client.
+      "  limit_conn_zone $client_key zone=per_client_conn:10m;",
       "  limit_conn_status 429;",
       "  limit_conn_log_level info;",
     ].join("\n"),
@@ -220,6 +270,8 @@ export function renderNginxConfig(
         `    server unix:${workerSocket(dir, i)} max_fails=1 fail_timeout=2s;`,
     ).join("\n"),
     ADD_HEADERS: indent(addHeaders(), 4),
+    REQUEST_RULES: requestRules(),
+    REFUSE: indent(refusals(), 6),
     STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(rate),
   };

@@ -7,7 +7,12 @@ import { ALLOW, COMMON_HEADERS } from "../service/common_headers.ts";
 import { ConfigError } from "../service/config.ts";
 import { loadStackConfig, type StackConfig } from "./stack_config.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
-import { NGINX_ERRORS, renderNginxConfig } from "./nginx_config.ts";
+import { ACCEPT_LIMIT, HOST_PATTERN } from "../service/request_rules.ts";
+import {
+  connectionLimit,
+  NGINX_ERRORS,
+  renderNginxConfig,
+} from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
 
 const config = loadStackConfig(
@@ -128,13 +133,17 @@ Deno.test("what reaches nginx.conf is the normal form of each setting", () => {
     { cpus: 2, uid: 0 },
   );
   const text = renderNginxConfig(config, HOST);
-  const realIp = text.split("\n").filter((l) => l.includes("set_real_ip_from"))
-    .map((l) => l.trim());
-  assert.deepEqual(realIp, [
-    "set_real_ip_from 10.0.0.0/8;",
-    "set_real_ip_from 192.0.2.0/24;",
-    "set_real_ip_from 2001:db8::1/128;",
-  ]);
+  // The proxies whose hops are believed (stack/client_key.ts).
+  const peer = text.slice(text.indexOf("geo $remote_addr $peer_class {"));
+  assert.deepEqual(
+    peer.slice(0, peer.indexOf("}")).split("\n").slice(2, -1)
+      .map((l) => l.trim()),
+    [
+      "10.0.0.0/8 1;",
+      "192.0.2.0/24 1;",
+      "2001:db8::1/128 1;",
+    ],
+  );
   assert.match(text, /^pid \/run\/ip-timestamp\/x\/nginx\/nginx\.pid;$/m);
   assert.match(text, /^ {4}listen 8080 /m);
   assert.ok(!text.includes("/run//") && !text.includes("/./"));
@@ -180,7 +189,7 @@ Deno.test("a refused request is a short log line and no error-log line", () => {
   const lines = rendered.split("\n").map((l) => l.trim());
   // One JSON line per answer but a 429; the relay counts the short lines
   // (`STATUS CLIENT`, log_relay.ts), one line per client per second.
-  assert.ok(lines.includes("log_format refused '$status $remote_addr';"));
+  assert.ok(lines.includes("log_format refused '$status $client_addr';"));
   assert.deepEqual(lines.filter((l) => l.startsWith("access_log ")), [
     "access_log /dev/stdout json buffer=64k flush=1s if=$answered;",
     "access_log /dev/stdout refused buffer=64k flush=1s if=$refused;",
@@ -208,4 +217,29 @@ Deno.test("a refused request is a short log line and no error-log line", () => {
     assert.ok(line, limit);
     assert.ok(levels.indexOf(line.match(/ (\w+);$/)![1]) < floor, line);
   }
+});
+
+Deno.test("a client's body headers never reach a worker, and the rules are request_rules.ts's", () => {
+  const server = rendered.slice(rendered.indexOf("server {"));
+  assert.match(server, /proxy_set_header Content-Length "";/);
+  assert.match(server, /proxy_set_header Transfer-Encoding "";/);
+  assert.ok(rendered.includes(`"~${HOST_PATTERN}" 0;`));
+  assert.ok(rendered.includes(`"~^.{${ACCEPT_LIMIT + 1}}" 1;`));
+  // Every location a client's request reaches first refuses the same.
+  for (
+    const opening of ["location /", "location @api", "location = /robots.txt"]
+  ) {
+    const lines = block(rendered, opening);
+    for (
+      const flag of ["$host_refused", "$announces_body", "$accept_too_long"]
+    ) {
+      assert.ok(lines.includes(`if (${flag}) {`), `${opening} ${flag}`);
+    }
+  }
+});
+
+Deno.test("the connection limit is max(32, RATE_LIMIT), within what nginx takes", () => {
+  assert.equal(connectionLimit(1), 32);
+  assert.equal(connectionLimit(50), 50);
+  assert.equal(connectionLimit(1_000_000), 65535);
 });

@@ -105,12 +105,12 @@ const CASES: Case[] = [
   },
   // nginx cannot parse the asterisk form (a 400 of its own).
   { request: req("OPTIONS", "*"), service: 204, stack: 400, as: "*" },
-  // The service ignores bodies; the stack refuses large ones.
+  // The API takes no body: both doors refuse one at once.
   {
     request: `POST / HTTP/1.1\r\nContent-Length: 5000\r\n${h()}${
       "a".repeat(5000)
     }`,
-    service: 405,
+    service: 413,
     stack: 413,
   },
   // Only nginx keeps validators (ETag) for static files.

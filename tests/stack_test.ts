@@ -328,8 +328,8 @@ Deno.test({
         ["TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "Method not allowed"],
         [
           "POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
-          405,
-          "Method not allowed",
+          413,
+          "Request body too large: the API takes no body",
         ],
         [
           "BREW / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
