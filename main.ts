@@ -62,7 +62,6 @@ export async function serve(
     forwardedHeader: config.forwardedHeader,
     logger,
     version: VERSION,
-    behindNginx: config.socket !== undefined,
     origins: config.origins,
     cityZone: await loadCityZone(config.geoipCityDb),
   });

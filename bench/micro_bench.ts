@@ -24,8 +24,8 @@ const options: AppOptions = {
   version: "bench",
 };
 // A stack worker's app, and the service's own on TCP (which checks Host).
-const app = createApp({ ...options, behindNginx: true });
-const tcpApp = createApp(options);
+const app = createApp(options);
+const tcpApp = app;
 const tcp = {
   remoteAddr: { transport: "tcp", hostname: "203.0.113.9", port: 40000 },
   completed: Promise.resolve(),

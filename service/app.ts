@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
+  behindStackNginx,
   html,
   json,
   noContent,
@@ -75,11 +76,6 @@ export interface AppOptions {
   logger: Logger;
   /** The service's version, shown by OpenAPI. */
   version: string;
-  /**
-   * True for a stack worker: nginx has already refused malformed requests,
-   * so the app skips its own checks (a middleware costs ~0.4 µs a request).
-   */
-  behindNginx?: boolean;
   /** Hosts reached over one address family only, shown on the page. */
   origins?: FamilyOrigins;
   /** The clock `/time` reads (tests fake it). */
@@ -144,7 +140,7 @@ export function createApp(options: AppOptions): App {
   };
   const app = new Hono();
   if (options.logger.enabled("debug")) app.use(requestLog(options.logger));
-  if (!options.behindNginx) app.use(rejectMalformed);
+  app.use(rejectMalformed);
 
   app.get("/", (c) => {
     const format = formatOf(c, ["json", "html"]);
@@ -266,8 +262,11 @@ const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
  * is not a host (RFC 9112 §3.2), a body (the API reads none, so the answer
  * does not wait for it; hyper then closes the connection), an oversized
  * Accept (request_rules.ts), and a target that is not a URI (RFC 3986).
+ * What came through the stack's nginx (behindStackNginx, the one place
+ * that decides it) was refused there already.
  */
 const rejectMalformed: MiddlewareHandler = async (c, next) => {
+  if (behindStackNginx(c)) return await next();
   const refusal = refusalOf(c.req.raw.headers);
   if (refusal) return problem(c, refusal.status, refusal.message);
   // The path only: like nginx, leave the query to whoever reads it.
