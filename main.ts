@@ -87,12 +87,33 @@ export async function serve(
     logger.info("listening", { address: server.addr, version: VERSION });
     return server;
   }
-  const server = Deno.serve(
-    { ...common, hostname: config.host, port: config.port },
-    app.fetch,
+  const server = listenTcp(
+    config,
+    (hostname) =>
+      Deno.serve({ ...common, hostname, port: config.port }, app.fetch),
   );
   logger.info("listening", { address: server.addr, version: VERSION });
   return server;
+}
+
+// EADDRNOTAVAIL where IPv6 is disabled (sysctl disable_ipv6), EAFNOSUPPORT
+// where the kernel has none.
+const NO_IPV6 = /os error 97\b/;
+
+// The default host `::` takes both families; on a machine without IPv6 the
+// default falls back to IPv4 alone, where a HOST that was set does not.
+function listenTcp<T>(
+  config: ServiceConfig,
+  listen: (hostname: string) => T,
+): T {
+  try {
+    return listen(config.host);
+  } catch (err) {
+    const noIpv6 = err instanceof Deno.errors.AddrNotAvailable ||
+      NO_IPV6.test(String(err));
+    if (!config.ipv4Fallback || !noIpv6) throw err;
+    return listen(config.ipv4Fallback);
+  }
 }
 
 function listenError(err: unknown, config: ServiceConfig): string | undefined {
