@@ -96,13 +96,17 @@ export async function serve(
   return server;
 }
 
-// EADDRNOTAVAIL where IPv6 is disabled (sysctl disable_ipv6), EAFNOSUPPORT
-// where the kernel has none.
+// EAFNOSUPPORT where the kernel has no IPv6 (booted with ipv6.disable=1);
+// EADDRNOTAVAIL, just in case. (With sysctl disable_ipv6=1, `::` still binds
+// and takes IPv4.)
 const NO_IPV6 = /os error 97\b/;
 
-// The default host `::` takes both families; on a machine without IPv6 the
-// default falls back to IPv4 alone, where a HOST that was set does not.
-function listenTcp<T>(
+/**
+ * Calls `listen` with the configured host. The default host `::` takes both
+ * families; on a machine without IPv6 the default falls back to IPv4 alone
+ * (`ipv4Fallback`), where a HOST that was set does not.
+ */
+export function listenTcp<T>(
   config: ServiceConfig,
   listen: (hostname: string) => T,
 ): T {

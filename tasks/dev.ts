@@ -22,6 +22,7 @@ const watcher = new Deno.Command("deno", {
 let listened = false;
 let failed = false;
 let stopping = false;
+let drained = false;
 
 function stop(signal: Deno.Signal): void {
   try {
@@ -46,7 +47,10 @@ async function pump(
       to.writeSync(encoder.encode(line + "\n"));
       if (line.includes('"msg":"listening"')) listened = true;
       // The program has drained; the watcher would wait for a change.
-      if (stopping && line.includes('"msg":"stopped"')) stop("SIGKILL");
+      if (stopping && line.includes('"msg":"stopped"')) {
+        drained = true;
+        stop("SIGKILL");
+      }
       if (!listened && !failed && line.includes('"level":"error"')) {
         failed = true;
         stop("SIGTERM");
@@ -70,4 +74,4 @@ const [status] = await Promise.all([
   pump(watcher.stdout, Deno.stdout),
   pump(watcher.stderr, Deno.stderr),
 ]);
-Deno.exit(failed ? START_FAILED : status.code);
+Deno.exit(failed ? START_FAILED : drained ? 0 : status.code);
