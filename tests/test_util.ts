@@ -144,8 +144,11 @@ export async function staleSocket(path: string): Promise<void> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
-      `Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} });` +
-      'console.log("bound");',
+      // accept() keeps it alive (an exit would remove the socket) until
+      // it is killed.
+      `const l = Deno.listen({ transport: "unix", path: ${
+        JSON.stringify(path)
+      } });` + 'console.log("bound"); await l.accept();',
     ],
     stdin: "null",
     stdout: "piped",
