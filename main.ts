@@ -96,9 +96,10 @@ export async function serve(
   return server;
 }
 
-// EAFNOSUPPORT where the kernel has no IPv6 (booted with ipv6.disable=1);
-// EADDRNOTAVAIL, just in case. (With sysctl disable_ipv6=1, `::` still binds
-// and takes IPv4.)
+// Binding `::` fails with EAFNOSUPPORT (no error class of its own) where the
+// kernel has no IPv6 at all (booted with ipv6.disable=1); AddrNotAvailable
+// is taken as the same. With IPv6 only disabled (sysctl disable_ipv6=1),
+// `::` still binds, and takes IPv4.
 const NO_IPV6 = /os error 97\b/;
 
 /**

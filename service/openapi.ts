@@ -9,7 +9,7 @@
  * what client generators and linters need (`withConventions`): an
  * `operationId` made from its method and path ({@linkcode operationId}),
  * a tag (its path's group, or the path's first segment after `/api`), and
- * a description (its summary when it has none).
+ * a summary and description when it has none.
  *
  * @module
  */
@@ -284,10 +284,13 @@ function derivedTag(path: string): string {
 /**
  * Every operation of `paths` completed with what generators and linters
  * need, whoever wrote it: an `operationId` from {@linkcode operationId},
- * tags (its path's GET's, else derived from the path), a description (its
- * summary). Each operation becomes its own object (builders share some).
+ * tags (its path's GET's, else derived from the path), a summary (its
+ * method and path) and a description (its summary) when it has none. Each
+ * operation becomes its own object (builders share some).
  */
-function withConventions(paths: Json): Json {
+export function withConventions(
+  paths: Record<string, unknown>,
+): Record<string, unknown> {
   const ids = new Set<string>();
   const done: Json = {};
   for (const [path, item] of Object.entries(paths as Record<string, Json>)) {
@@ -304,10 +307,12 @@ function withConventions(paths: Json): Json {
         operationId(method, path);
       if (ids.has(id)) throw new Error(`Two operations named ${id}`);
       ids.add(id);
+      const summary = op.summary ?? `${method.toUpperCase()} ${path}`;
       ops[method] = {
         operationId: id,
         tags,
-        description: op.summary,
+        summary,
+        description: summary,
         ...op,
       };
     }

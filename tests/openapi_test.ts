@@ -7,7 +7,11 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
 import { ROUTES } from "../service/app.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
-import { openApiDocument, operationId } from "../service/openapi.ts";
+import {
+  openApiDocument,
+  operationId,
+  withConventions,
+} from "../service/openapi.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { VERSION } from "../main.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
@@ -429,4 +433,21 @@ Deno.test("every operation has an operationId from its method and path, a declar
   }
   assert.equal(new Set(ids).size, ids.length, "operationIds are unique");
   assert.deepEqual(doc.security, []);
+});
+
+Deno.test("a path another module adds gets the same operationId, tag, summary and description", () => {
+  const paths = withConventions({
+    "/api/timezone/{zone}": {
+      get: { summary: "A zone's time", responses: {} },
+      head: { responses: {} },
+      parameters: [],
+    },
+  }) as Record<string, Record<string, Json>>;
+  const item = paths["/api/timezone/{zone}"];
+  assert.deepEqual(item.get.operationId, "getApiTimezoneByZone");
+  assert.deepEqual(item.get.tags, ["timezone"]);
+  assert.equal(item.get.description, "A zone's time");
+  assert.equal(item.head.operationId, "headApiTimezoneByZone");
+  assert.equal(item.head.summary, "HEAD /api/timezone/{zone}");
+  assert.deepEqual(item.parameters, []);
 });
