@@ -1,7 +1,8 @@
 /**
- * `deno task compile`: `deno compile` with the flags given as arguments
- * (`deno task -q flags compile`), after checking `DENORT_BIN` when it is
- * set. `deno compile` copies whatever binary `DENORT_BIN` names into the
+ * `deno task compile`: `deno compile` with the arguments given (the flags
+ * of `deno task -q flags compile`, then main.ts), after checking
+ * `DENORT_BIN` when it is set. `deno compile` copies whatever binary
+ * `DENORT_BIN` names into the
  * executable: `deno` itself yields a 100 MB program that opens a REPL with
  * every permission instead of serving. So a `DENORT_BIN` that is not a
  * `denort` of this Deno's version is refused with one line and exit 2.
@@ -73,13 +74,13 @@ if (import.meta.main) {
       console.error(
         `Invalid DENORT_BIN ${
           JSON.stringify(denort)
-        }: ${problem}; use denort from denort-<target>.zip of Deno ${Deno.version.deno}'s release (README, Running it)`,
+        }: ${problem}; use denort from denort-<target>.zip of Deno ${Deno.version.deno}'s release (README, Troubleshooting)`,
       );
       Deno.exit(REFUSED);
     }
   }
   const { code } = await new Deno.Command("deno", {
-    args: ["compile", ...Deno.args, "main.ts"],
+    args: ["compile", ...Deno.args],
   }).spawn().status;
   Deno.exit(code);
 }
