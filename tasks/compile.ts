@@ -2,10 +2,10 @@
  * `deno task compile`: `deno compile` with the arguments given (the flags
  * of `deno task -q flags compile`, then main.ts), after checking
  * `DENORT_BIN` when it is set. `deno compile` copies whatever binary
- * `DENORT_BIN` names into the
- * executable: `deno` itself yields a 100 MB program that opens a REPL with
- * every permission instead of serving. So a `DENORT_BIN` that is not a
- * `denort` of this Deno's version is refused with one line and exit 2.
+ * `DENORT_BIN` names into the executable: `deno` itself yields a 100 MB
+ * program that opens a REPL with every permission instead of serving. So a
+ * `DENORT_BIN` that is not a `denort` of this Deno's version is refused
+ * with one line and exit 2.
  *
  * The check reads the file instead of running it: a `denort` for another
  * TARGET cannot run here.
