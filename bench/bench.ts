@@ -23,13 +23,18 @@ import {
 } from "./servers.ts";
 import { failures, wrk } from "../testing/wrk.ts";
 
-const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
+/**
+ * `--quick`: the headline req/s ratios at 64 connections only, from fewer
+ * and shorter rounds, without the soaks; bench/results is not written.
+ */
+const QUICK = Deno.args.includes("--quick");
+const DURATION = Number(Deno.env.get("BENCH_SECONDS") ?? (QUICK ? 3 : 5));
 // Fifteen rounds: on two shared cores one round's ratio can be anywhere
 // from 0.7 to 1.4 times the next one's, and with nine rounds the medians
 // still moved by 6-10% from run to run.
-const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 15);
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? (QUICK ? 5 : 15));
 const SOAK = Number(Deno.env.get("BENCH_SOAK_REQUESTS") ?? 1_000_000);
-const CONNECTIONS = [64, 256];
+const CONNECTIONS = QUICK ? [64] : [64, 256];
 const RESULTS = `${PROJECT_DIR}bench/results`;
 
 interface Sample {
@@ -313,17 +318,10 @@ const exactly = (n: number) => ({
   ok: (v: number) => v === n,
 });
 
-/** The figures with targets. */
-function targets(
-  samples: Samples,
-  table: Row[],
-  soaked: Soak,
-  many: Soak,
-  startup: number,
-): Target[] {
+/** The figures with targets that the rounds give (`--quick` has only these). */
+function headline(samples: Samples, startup: number): Target[] {
   const rps = (a: string, b: string, c: number) =>
     paired(samples, [a, b, c], "rps");
-  const soakM = (soaked.requests / 1e6).toFixed(2);
   return [
     {
       figure: "stack ÷ nginx return 200 (req/s, c64)",
@@ -336,14 +334,33 @@ function targets(
       ...atLeast(0.9),
     },
     {
-      figure: "stack ÷ nginx + bare Deno.serve (req/s, c256)",
-      value: rps("stack", "nginx+bare", 256),
-      ...atLeast(0.9),
-    },
-    {
       figure: "deno task start ÷ bare Deno.serve, TCP (req/s, c64)",
       value: rps("start", "bare", 64),
       ...atLeast(0.85),
+    },
+    {
+      figure: "stack start to first 200 (ms)",
+      value: startup,
+      ...atMost(1000),
+    },
+  ];
+}
+
+/** The figures with targets. */
+function targets(
+  samples: Samples,
+  table: Row[],
+  soaked: Soak,
+  many: Soak,
+  startup: number,
+): Target[] {
+  const soakM = (soaked.requests / 1e6).toFixed(2);
+  return [
+    ...headline(samples, startup),
+    {
+      figure: "stack ÷ nginx + bare Deno.serve (req/s, c256)",
+      value: paired(samples, ["stack", "nginx+bare", 256], "rps"),
+      ...atLeast(0.9),
     },
     {
       figure: "stack p99 ÷ nginx return 200 p99 (c256)",
@@ -372,11 +389,6 @@ function targets(
       figure: "worker RSS growth over the soak's last half (MiB)",
       value: soaked.rssEndMiB - soaked.rssHalfMiB,
       ...atMost(2),
-    },
-    {
-      figure: "stack start to first 200 (ms)",
-      value: startup,
-      ...atMost(1000),
     },
   ];
 }
@@ -470,7 +482,15 @@ async function main() {
       peakRss.set(s.name, await workerRss(s, "VmHWM"));
     }
   } finally {
-    for (const s of servers.slice(1)) await s.stop();
+    // The full run goes on with the stack: the soak.
+    for (const s of servers.slice(QUICK ? 0 : 1)) await s.stop();
+  }
+  const table = tableOf(samples, peakRss);
+  const cpu = cpuRatios(samples);
+  if (QUICK) {
+    printReport(table, headline(samples, startup), cpu);
+    console.log("\n--quick: bench/results not written (the full run's)");
+    return;
   }
   let soaked: Soak;
   try {
@@ -479,9 +499,7 @@ async function main() {
     await stack.stop();
   }
   const many = await soakManyClients();
-  const table = tableOf(samples, peakRss);
   const ratios = targets(samples, table, soaked, many, startup);
-  const cpu = cpuRatios(samples);
   printReport(table, ratios, cpu);
   await writeResults({ machine, startup, soaked, table, samples, cpu, ratios });
 }

@@ -34,7 +34,12 @@ function percentile(values: number[], p: number): number {
 
 // One worker, so that both paths reach the same process.
 const port = freePort();
-const runtimeDir = await Deno.makeTempDir({ prefix: "bench-delay-" });
+// The stack creates its runtime directory itself (one made here would be
+// refused: nginx's workers could not enter it), in a directory they may
+// pass through.
+const base = await Deno.makeTempDir({ prefix: "bench-delay-" });
+await Deno.chmod(base, 0o755);
+const runtimeDir = `${base}/run`;
 const stop = stopper(
   spawn(Deno.execPath(), ["task", "-q", "stack"], {
     PORT: String(port),
@@ -75,5 +80,5 @@ try {
 } finally {
   client.close();
   await stop();
-  await Deno.remove(runtimeDir, { recursive: true });
+  await Deno.remove(base, { recursive: true });
 }

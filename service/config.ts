@@ -66,7 +66,10 @@ export const SERVICE_ENV = [
 
 /** Defaults for every setting, in one place. */
 export const DEFAULTS = {
-  host: "0.0.0.0",
+  /** Both families where the host has IPv6 (Linux: IPV6_V6ONLY is off). */
+  host: "::",
+  /** Where the default host listens instead on a host without IPv6. */
+  ipv4Host: "0.0.0.0",
   port: 8000,
   logLevel: "info" as LogLevel,
   forwardedHeader: "x-forwarded-for" as ForwardedHeader,
@@ -78,6 +81,11 @@ export const DEFAULTS = {
 export interface ServiceConfig {
   /** TCP address to listen on (HOST). */
   host: string;
+  /**
+   * Set when HOST is unset: listen here instead if `host` cannot be bound
+   * because the machine has no IPv6.
+   */
+  ipv4Fallback?: string;
   /** TCP port to listen on (PORT). */
   port: number;
   /** Listen on this Unix socket instead of TCP. */
@@ -287,6 +295,7 @@ export function familyOrigins(env: EnvReader): FamilyOrigins {
 export function loadServiceConfig(env: EnvReader): ServiceConfig {
   return {
     host: hostSetting(env),
+    ipv4Fallback: env("HOST") ? undefined : DEFAULTS.ipv4Host,
     port: integer(env, "PORT", DEFAULTS.port, 1, 65535),
     socket: socketSetting(env),
     trustedProxies: trustedRanges(env),

@@ -2,15 +2,25 @@
  * The OpenAPI 3.1 description of what the service sends, served at
  * `/openapi.json`: every path with its GET, HEAD and OPTIONS, every status
  * each can answer in either mode (the service alone or the stack behind
- * nginx), and, in `components`, the 404 and 405 that any other path or
- * method gets. tests/openapi_test.ts holds it to the real answers.
+ * nginx), and, in `x-unlisted-requests`, the 404 and 405 that any other
+ * path or method gets. tests/openapi_test.ts holds it to the real answers.
+ *
+ * Every operation, whoever adds its path, gets from {@linkcode openApiDocument}
+ * what client generators and linters need (`withConventions`): an
+ * `operationId` made from its method and path ({@linkcode operationId}),
+ * a tag (its path's group, or the path's first segment after `/api`), and
+ * a summary and description when it has none.
  *
  * @module
  */
 import { REQUEST_ID_PATTERN } from "./answer.ts";
 import { ALLOWED_METHODS } from "./common_headers.ts";
 import { STATIC_FILES } from "./static_files.ts";
-import { DATA_SOURCES, worldTimePaths } from "./openapi_worldtime.ts";
+import {
+  DATA_SOURCES,
+  WORLDTIME_TAG,
+  worldTimePaths,
+} from "./openapi_worldtime.ts";
 
 type Json = Record<string, unknown>;
 
@@ -58,22 +68,31 @@ function head(get: Json): Json {
       headers: HEADERS,
     };
   }
-  return { summary: `${get.summary} (headers only)`, responses };
+  return {
+    summary: `${get.summary} (headers only)`,
+    description:
+      "As GET, without a body: the same status and headers, Content-Length included.",
+    responses,
+  };
 }
 
 // Always answered by the app, so behind nginx a worker's errors too.
 const options: Json = {
   summary: "CORS preflight",
+  description:
+    "The methods this path allows, for any origin; cached for a day.",
   responses: { "204": response("Preflight"), ...ERRORS, ...PROXY_ERRORS },
 };
 
 function api(
+  tag: string,
   summary: string,
   description: string,
   content: Json,
   parameters: unknown[] = [],
 ): Json {
   const get = {
+    tags: [tag],
     summary,
     description,
     parameters,
@@ -89,7 +108,11 @@ function api(
 // nginx serves these in the stack and answers conditional requests.
 function staticFile(type: string): Json {
   const get = {
+    tags: ["page"],
     summary: "Static file",
+    description:
+      "A file of the page, with its own Cache-Control; in the stack nginx " +
+      "serves it and answers conditional requests.",
     responses: {
       "200": {
         description: "The file, with its own Cache-Control.",
@@ -117,6 +140,7 @@ function staticPaths(): Json {
 
 function timePath(): Json {
   return api(
+    "time",
     "Time, a zone's local time, and an NTP-style exchange",
     "`utc`, `unix` and `unix_ms` always; `tz` adds the zone's fields, " +
       "`t0` the exchange's: a client computes offset = " +
@@ -157,6 +181,7 @@ function apiPaths(): Json {
   const line = { schema: { type: "string", pattern: "^[^\\n]+\\n$" } };
   return {
     "/": api(
+      "address",
       "Time and address",
       "JSON by default; a browser that prefers `text/html` gets a page.",
       {
@@ -166,6 +191,7 @@ function apiPaths(): Json {
       [format(["json", "html"])],
     ),
     "/ip": api(
+      "address",
       "Address",
       "Plain text with a newline, or JSON when preferred.",
       {
@@ -178,6 +204,7 @@ function apiPaths(): Json {
       [format(["text", "json"])],
     ),
     "/timestamp": api(
+      "time",
       "Time",
       "Plain text with a newline, or JSON with milliseconds since the epoch.",
       {
@@ -187,10 +214,10 @@ function apiPaths(): Json {
       [format(["text", "json"])],
     ),
     "/time": timePath(),
-    "/healthz": api("Liveness", "Answers while the process serves.", {
+    "/healthz": api("meta", "Liveness", "Answers while the process serves.", {
       "application/json": object({ status: { const: "ok" } }),
     }),
-    "/openapi.json": api("This document", "OpenAPI 3.1.", {
+    "/openapi.json": api("meta", "This document", "OpenAPI 3.1.", {
       "application/json": { schema: { type: "object" } },
     }),
   };
@@ -232,8 +259,100 @@ function timeSchema(): Json {
   };
 }
 
+/** The tags of this service's paths; another path's tag is derived. */
+const TAGS: Record<string, string> = {
+  address: "The address the service sees the caller coming from.",
+  time: "The server's clock, and what a client needs to measure its own.",
+  meta: "The service itself: liveness, and this document.",
+  page: "The files of the page that `GET /` shows a browser.",
+  [WORLDTIME_TAG.name]: WORLDTIME_TAG.description,
+};
+
+const METHODS = ["get", "head", "options", "post", "put", "patch", "delete"];
+
+/**
+ * The `operationId` of `method` on `path`: the method, then each word of
+ * the path capitalized, a `{parameter}` as `By` and its name; `/` is
+ * `Root`. `GET /ip` is `getIp`, `HEAD /openapi.json` `headOpenapiJson`,
+ * `GET /api/timezone/{zone}` `getApiTimezoneByZone`.
+ */
+export function operationId(method: string, path: string): string {
+  const cap = (w: string) => w[0].toUpperCase() + w.slice(1).toLowerCase();
+  const words = path.split("/").filter((p) => p !== "").flatMap((part) =>
+    part.startsWith("{")
+      ? ["By", ...part.slice(1, -1).split(/[^A-Za-z0-9]+/).filter(Boolean)]
+      : part.split(/[^A-Za-z0-9]+/).filter(Boolean)
+  ).map(cap);
+  return method.toLowerCase() + (words.length ? words.join("") : "Root");
+}
+
+// A path without a tag of its own: its first segment after `/api`.
+function derivedTag(path: string): string {
+  const parts = path.split("/").filter((p) => p !== "" && p !== "api");
+  return parts[0]?.replace(/\{|\}|\..*$/g, "") || "root";
+}
+
+/**
+ * Every operation of `paths` completed with what generators and linters
+ * need, whoever wrote it: an `operationId` from {@linkcode operationId},
+ * tags (its path's GET's, else derived from the path), a summary (its
+ * method and path) and a description (its summary) when it has none. Each
+ * operation becomes its own object (builders share some).
+ */
+export function withConventions(
+  paths: Record<string, unknown>,
+): Record<string, unknown> {
+  const ids = new Set<string>();
+  const done: Json = {};
+  for (const [path, item] of Object.entries(paths as Record<string, Json>)) {
+    const get = item.get as Json | undefined;
+    const tags = (get?.tags as string[] | undefined) ?? [derivedTag(path)];
+    const ops: Json = {};
+    for (const [method, value] of Object.entries(item)) {
+      if (!METHODS.includes(method)) {
+        ops[method] = value;
+        continue;
+      }
+      const op = value as Json;
+      const id = (op.operationId as string | undefined) ??
+        operationId(method, path);
+      if (ids.has(id)) throw new Error(`Two operations named ${id}`);
+      ids.add(id);
+      const summary = op.summary ?? `${method.toUpperCase()} ${path}`;
+      ops[method] = {
+        operationId: id,
+        tags,
+        summary,
+        description: summary,
+        ...op,
+      };
+    }
+    done[path] = ops;
+  }
+  return done;
+}
+
+// The tags the operations use, each described.
+function tagList(paths: Json): Json[] {
+  const used = new Set<string>();
+  for (const item of Object.values(paths as Record<string, Json>)) {
+    for (const op of Object.values(item as Record<string, Json>)) {
+      for (const tag of (op.tags as string[] | undefined) ?? []) used.add(tag);
+    }
+  }
+  return [...used].map((name) => ({
+    name,
+    description: TAGS[name] ?? `The paths under /api/${name} or /${name}.`,
+  }));
+}
+
 /** Returns the document for this version of the service. */
 export function openApiDocument(version: string): Record<string, unknown> {
+  const paths = withConventions({
+    ...apiPaths(),
+    ...staticPaths(),
+    ...worldTimePaths(),
+  });
   return {
     openapi: "3.1.0",
     info: {
@@ -242,14 +361,40 @@ export function openApiDocument(version: string): Record<string, unknown> {
       description:
         "The current UTC time and the IP address the service sees a caller " +
         `coming from. Every path allows ${ALLOWED_METHODS.join(", ")}; ` +
-        "another method gets `MethodNotAllowed` (405, with `Allow`), a path " +
-        "not listed here `NotFound` (404). Errors are JSON. Statuses marked " +
-        "*stack* come from nginx in front of the workers (`deno task stack`). " +
-        DATA_SOURCES,
+        "another method gets a 405 (with `Allow`), a path not listed here a " +
+        "404: both in `x-unlisted-requests`. Errors are JSON. Statuses " +
+        "marked *stack* come from nginx in front of the workers " +
+        "(`deno task stack`). " + DATA_SOURCES,
+      contact: { name: "ip-timestamp" },
       license: { name: "MIT", identifier: "MIT" },
     },
-    paths: { ...apiPaths(), ...staticPaths(), ...worldTimePaths() },
+    servers: [{
+      url: "http://{host}:{port}",
+      description: "Where it runs: the service alone (`deno task start`) " +
+        "or the stack (`deno task stack`, port 8080).",
+      variables: {
+        host: { default: "127.0.0.1", description: "Its address or name." },
+        port: { default: "8000", description: "`PORT`." },
+      },
+    }],
+    // A public API: no credentials, for any operation.
+    security: [],
+    tags: tagList(paths),
+    paths,
     components: components(),
+    "x-unlisted-requests": unlisted(),
+  };
+}
+
+// What any request outside the operations gets: not an operation of its
+// own, so not in `components` (which only operations reference).
+function unlisted(): Json {
+  return {
+    description: "The answers to a request no operation describes.",
+    responses: {
+      "404": error("No such path."),
+      "405": error("Not GET, HEAD or OPTIONS.", { Allow: header("Allow") }),
+    },
   };
 }
 
@@ -301,10 +446,6 @@ function components(): Json {
           "nginx cannot parse, a raw byte outside ASCII in the target, or a " +
           "worker not told the client's address.",
       ),
-      NotFound: error("No such path."),
-      MethodNotAllowed: error("Not GET, HEAD or OPTIONS.", {
-        Allow: header("Allow"),
-      }),
       PreconditionFailed: error("*stack*: If-Match names another version."),
       ContentTooLarge: error(
         "Any request that announces a body (`Content-Length` other than " +

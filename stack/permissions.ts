@@ -26,7 +26,8 @@ export const FROZEN_FLAGS = ["--cached-only", "--frozen"];
 
 /**
  * The service's flags: the env variables it reads, and either the exact
- * socket path (net, read, write) or the exact listen address.
+ * socket path (net, read, write) or the exact listen address (for the
+ * default HOST, `[::]:PORT` and its IPv4 fallback `0.0.0.0:PORT`).
  */
 export function serviceFlags(config: Partial<ServiceConfig>): string[] {
   const flags = [...FROZEN_FLAGS, `--allow-env=${SERVICE_ENV.join(",")}`];
@@ -37,8 +38,15 @@ export function serviceFlags(config: Partial<ServiceConfig>): string[] {
     flags.push(`--allow-net=unix:${s}`, `--allow-write=${s}`);
     read.unshift(s);
   } else if (config.host && config.port) {
-    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-    flags.push(`--allow-net=${host}:${config.port}`);
+    // The default host's IPv4 fallback too: the grant cannot know whether
+    // the machine that runs it has IPv6.
+    const hosts = [config.host, config.ipv4Fallback].filter((h) => h);
+    flags.push(
+      `--allow-net=${
+        hosts.map((h) => `${h!.includes(":") ? `[${h}]` : h}:${config.port}`)
+          .join(",")
+      }`,
+    );
   }
   if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
   return flags;

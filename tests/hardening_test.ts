@@ -21,7 +21,7 @@ import {
   withStack,
 } from "./test_util.ts";
 
-const ready = needs("nginx");
+const ready = needs("nginx", "ip");
 
 /** Latin-1 text as the bytes it spells (a raw 0x80 stays one byte). */
 function bytes(latin1: string): Uint8Array {

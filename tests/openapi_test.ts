@@ -4,9 +4,14 @@
 // body schema, required headers), and carry each common header once.
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
 import { ROUTES } from "../service/app.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
-import { openApiDocument } from "../service/openapi.ts";
+import {
+  openApiDocument,
+  operationId,
+  withConventions,
+} from "../service/openapi.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
 import { VERSION } from "../main.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
@@ -15,8 +20,10 @@ import {
   listening,
   needs,
   onFreePort,
+  PROJECT_DIR,
   type Running,
   withStack,
+  withTempDir,
 } from "./test_util.ts";
 
 type Mode = "service" | "stack";
@@ -176,17 +183,16 @@ function declared(method: string, path: string, status: number): Json {
   const anywhere: Record<number, string> = {
     204: "Preflight",
     400: "BadRequest",
-    404: "NotFound",
-    405: "MethodNotAllowed",
     413: "ContentTooLarge",
     414: "UriTooLong",
     431: "HeadersTooLarge",
     501: "NotImplemented",
     505: "VersionNotSupported",
   };
-  const found = op
-    ? (op.responses as Json)[status]
-    : (doc.components as { responses: Json }).responses[anywhere[status]];
+  const unlisted = (doc["x-unlisted-requests"] as { responses: Json })
+    .responses;
+  const found = op ? (op.responses as Json)[status] : unlisted[status] ??
+    (doc.components as { responses: Json }).responses[anywhere[status]];
   assert.ok(found, `the document declares ${status} for ${method} ${path}`);
   return resolve(found) as Json;
 }
@@ -331,4 +337,117 @@ Deno.test({
       checkCommonHeaders("GET", "/ip", limited);
       assert.deepEqual(limited.all("retry-after"), ["1"]);
     }),
+});
+
+// A client as a user would generate it: types from the document by
+// openapi-typescript, requests by openapi-fetch. It must type-check (a
+// path the document lacks must not), and its calls must get what the types
+// promise from the running service.
+const CLIENT = `
+import createClient from "openapi-fetch";
+import type { operations, paths } from "./api.d.ts";
+
+const client = createClient<paths, "application/json">({ baseUrl: Deno.args[0] });
+const ip = await client.GET("/ip", { params: { query: { format: "json" } } });
+// Generators name each operation after its operationId.
+type IpAnswer = operations["getIp"]["responses"][200]["content"]["application/json"];
+const answer: IpAnswer | undefined = ip.data;
+const time = await client.GET("/time", {
+  params: { query: { tz: "Asia/Kathmandu", t0: 1765542896789.5 } },
+});
+const utc: string | undefined = time.data?.utc;
+const offset: string | undefined = time.data?.utc_offset;
+const bad = await client.GET("/time", { params: { query: { tz: "Mars/Olympus" } } });
+const refused: string | undefined = bad.error?.error;
+console.log(JSON.stringify({ answer, utc, offset, status: bad.response.status, refused }));
+
+export function neverCalled() {
+  // @ts-expect-error: the document has no such path
+  return client.GET("/nope");
+}
+`;
+
+async function deno(args: string[]): Promise<{ code: number; out: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: PROJECT_DIR,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return {
+    code: output.code,
+    out: decode(output.stdout) + decode(output.stderr),
+  };
+}
+
+Deno.test("a client generated from the document type-checks and calls the service", () =>
+  withTempDir(async (dir) => {
+    const types = astToString(await openapiTS(doc as unknown as OpenAPI3));
+    await Deno.writeTextFile(`${dir}/api.d.ts`, types);
+    await Deno.writeTextFile(`${dir}/client.ts`, CLIENT);
+    const config = `${PROJECT_DIR}deno.json`;
+    const check = await deno(["check", "--config", config, `${dir}/client.ts`]);
+    assert.equal(check.code, 0, check.out);
+    const { port, proc } = await service();
+    try {
+      const run = await deno([
+        "run",
+        "--config",
+        config,
+        `--allow-net=127.0.0.1:${port}`,
+        `${dir}/client.ts`,
+        `http://127.0.0.1:${port}`,
+      ]);
+      assert.equal(run.code, 0, run.out);
+      const got = JSON.parse(run.out.trim().split("\n").at(-1)!);
+      assert.deepEqual(got.answer, { ip: "127.0.0.1", family: "ipv4" });
+      assert.match(got.utc, /\+00:00$/);
+      assert.equal(got.offset, "+05:45");
+      assert.equal(got.status, 400);
+      assert.match(got.refused, /^Unknown time zone|tz/i);
+    } finally {
+      proc.child.kill("SIGTERM");
+      await proc.child.status;
+      await proc.drained;
+    }
+  }));
+
+Deno.test("every operation has an operationId from its method and path, a declared tag, a summary and a description", () => {
+  assert.equal(operationId("get", "/"), "getRoot");
+  assert.equal(operationId("head", "/openapi.json"), "headOpenapiJson");
+  assert.equal(
+    operationId("get", "/api/timezone/{zone}"),
+    "getApiTimezoneByZone",
+  );
+  const declaredTags = (doc.tags as { name: string }[]).map((t) => t.name);
+  const ids: string[] = [];
+  for (const [path, item] of Object.entries(doc.paths as Json)) {
+    for (const [method, op] of Object.entries(item as Record<string, Json>)) {
+      assert.equal(op.operationId, operationId(method, path));
+      ids.push(op.operationId as string);
+      const tags = op.tags as string[];
+      assert.ok(tags.length > 0 && tags.every((t) => declaredTags.includes(t)));
+      assert.ok(op.summary && op.description, `${method} ${path}`);
+    }
+  }
+  assert.equal(new Set(ids).size, ids.length, "operationIds are unique");
+  assert.deepEqual(doc.security, []);
+});
+
+Deno.test("a path another module adds gets the same operationId, tag, summary and description", () => {
+  const paths = withConventions({
+    "/api/timezone/{zone}": {
+      get: { summary: "A zone's time", responses: {} },
+      head: { responses: {} },
+      parameters: [],
+    },
+  }) as Record<string, Record<string, Json>>;
+  const item = paths["/api/timezone/{zone}"];
+  assert.deepEqual(item.get.operationId, "getApiTimezoneByZone");
+  assert.deepEqual(item.get.tags, ["timezone"]);
+  assert.equal(item.get.description, "A zone's time");
+  assert.equal(item.head.operationId, "headApiTimezoneByZone");
+  assert.equal(item.head.summary, "HEAD /api/timezone/{zone}");
+  assert.deepEqual(item.parameters, []);
 });

@@ -1,10 +1,13 @@
 // The service as a real process: `deno task start` on TCP and on a Unix
 // socket, with its production permission flags, settings and signals.
 import assert from "node:assert/strict";
+import { listenTcp } from "../main.ts";
+import { loadServiceConfig } from "../service/config.ts";
 import {
   denoTask,
   freePort,
   listening,
+  needs,
   onFreePort,
   run,
   type Running,
@@ -85,6 +88,94 @@ Deno.test("on IPv6, [::1] comes back as ::1", async () => {
   } finally {
     await stopped(proc);
   }
+});
+
+// The service alone on the default HOST (`::`), or `dev` (its watcher).
+async function bothFamilies(task: "start" | "dev") {
+  const { proc, port } = await onFreePort(async (port) => ({
+    proc: await listening(denoTask(task, { PORT: String(port) })),
+    port,
+  }));
+  try {
+    const v4 = await fetch(`http://127.0.0.1:${port}/ip?format=json`);
+    assert.deepEqual(await v4.json(), { ip: "127.0.0.1", family: "ipv4" });
+    const v6 = await fetch(`http://[::1]:${port}/ip?format=json`);
+    assert.deepEqual(await v6.json(), { ip: "::1", family: "ipv6" });
+  } finally {
+    assert.equal((await stopped(proc)).code, 0);
+  }
+}
+
+Deno.test("by default start answers IPv4 and IPv6, an IPv4 client as its dotted quad", () =>
+  bothFamilies("start"));
+
+Deno.test("by default dev answers IPv4 and IPv6, and stops on SIGTERM", () =>
+  bothFamilies("dev"));
+
+Deno.test("dev on a busy port says so and exits 2 instead of waiting for a change", async () => {
+  const holder = Deno.listen({ hostname: "::", port: 0 });
+  const started = Date.now();
+  const dev = denoTask("dev", { PORT: String(holder.addr.port) });
+  // A watcher that goes on is killed (and the test fails) after 60 s.
+  const kill = setTimeout(() => dev.child.kill("SIGKILL"), 60_000);
+  try {
+    const status = await dev.child.status;
+    await dev.drained;
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(status.code, 2, `exit ${status.code} after ${seconds} s`);
+    assert.match(dev.stderr.join("\n"), /Cannot listen on .*in use/);
+  } finally {
+    clearTimeout(kill);
+    holder.close();
+  }
+});
+
+Deno.test("without IPv6 the default HOST falls back to IPv4; a HOST that was set does not", () => {
+  const noIpv6 = (host: string) => {
+    if (host.includes(":")) {
+      throw new Error("Address family not supported by protocol (os error 97)");
+    }
+    return host;
+  };
+  const config = (env: Record<string, string>) =>
+    loadServiceConfig((name) => env[name]);
+  assert.equal(listenTcp(config({}), noIpv6), "0.0.0.0");
+  assert.equal(listenTcp(config({}), (h) => h), "::");
+  assert.throws(() => listenTcp(config({ HOST: "::" }), noIpv6), /os error 97/);
+  const busy = () => {
+    throw new Deno.errors.AddrInUse("in use");
+  };
+  assert.throws(() => listenTcp(config({}), busy), Deno.errors.AddrInUse);
+});
+
+// In a network namespace of its own with IPv6 disabled: port 8000 is free
+// there, and nothing else sees it.
+Deno.test({
+  name:
+    "where IPv6 is disabled, start still starts by default and answers IPv4",
+  ignore: Deno.uid() !== 0 || !needs("unshare", "ip", "curl"),
+  fn: async () => {
+    const script = [
+      "ip link set lo up",
+      "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
+      "echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6",
+      "deno task -q start & pid=$!",
+      "curl -s4 --retry 50 --retry-connrefused --retry-delay 1 127.0.0.1:8000/ip",
+      "curl -s6 '[::1]:8000/ip' || echo no-ipv6",
+      "kill $pid; wait $pid",
+    ].join("\n");
+    const out = await new Deno.Command("unshare", {
+      args: ["-n", "sh", "-ec", script],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    const log = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, log);
+    const answers = text.split("\n").filter((l) => l && !l.startsWith("{"));
+    assert.deepEqual(answers, ["127.0.0.1", "no-ipv6"], text + log);
+  },
 });
 
 Deno.test("bad settings stop the start with one line and exit code 2", async () => {

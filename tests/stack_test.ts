@@ -31,7 +31,16 @@ import { bundleWorker } from "../stack/worker_bundle.ts";
 import { wrk } from "../testing/wrk.ts";
 import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
-const ready = needs("nginx", "curl");
+const ready = needs(
+  "nginx",
+  "curl",
+  "mount",
+  "umount",
+  "runuser",
+  "pgrep",
+  "ps",
+  "find",
+);
 
 /** curl, for what fetch cannot do (bind a source address). */
 function curl(...args: string[]): Promise<string> {

@@ -114,10 +114,10 @@ export function hasCommand(name: string): boolean {
 export function needs(...tools: string[]): boolean {
   const missing = tools.filter((t) => !hasCommand(t));
   if (missing.length === 0) return true;
-  if (Deno.env.get("CI") === "true") {
-    throw new Error(`Missing tools in CI: ${missing.join(", ")}`);
-  }
-  console.warn(`skipping: ${missing.join(", ")} not installed`);
+  const what = `${missing.join(", ")} not installed ` +
+    "(the README's apt-get line under Prerequisites installs every tool)";
+  if (Deno.env.get("CI") === "true") throw new Error(`Missing tools: ${what}`);
+  console.warn(`skipping: ${what}`);
   return false;
 }
 
@@ -136,17 +136,32 @@ export async function stdoutOf(
   return new TextDecoder().decode(out.stdout);
 }
 
-/** Leaves a socket file with no listener at `path`, as a crash does. */
+/**
+ * Leaves a socket file with no listener at `path`, as a crash does: a
+ * process listens there and is killed (a closed listener would remove it).
+ */
 export async function staleSocket(path: string): Promise<void> {
-  const { success } = await new Deno.Command("python3", {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "-c",
-      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
-      path,
+      "eval",
+      // accept() keeps it alive (an exit would remove the socket) until
+      // it is killed.
+      `const l = Deno.listen({ transport: "unix", path: ${
+        JSON.stringify(path)
+      } });` + 'console.log("bound"); await l.accept();',
     ],
-  }).output();
+    stdin: "null",
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  child.kill("SIGKILL");
+  await child.status;
+  await reader.cancel();
   // Else a test of what happens to a stale socket would test nothing.
-  if (!success) throw new Error(`could not leave a socket at ${path}`);
+  if (!value || !Deno.lstatSync(path).isSocket) {
+    throw new Error(`could not leave a socket at ${path}`);
+  }
 }
 
 /** Reads a child's output line by line into a list, while it runs. */
