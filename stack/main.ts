@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ConfigError } from "../service/config.ts";
+import { ConfigError, DEFAULTS } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
 import { catFile, oomKills } from "./cgroup.ts";
 import {
@@ -34,9 +34,6 @@ import {
 import { Supervisor } from "./supervisor.ts";
 import { POLICY } from "./supervision.ts";
 import { bundleWorker } from "./worker_bundle.ts";
-import { DEFAULTS } from "../service/config.ts";
-
-export { StackError };
 
 const PROJECT_DIR = new URL("..", import.meta.url).pathname;
 
