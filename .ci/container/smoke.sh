@@ -9,21 +9,33 @@
 # process runs as the expected non-root uid and gid, and `stop` drains and
 # exits 0 within 5 s. Needs curl, jq and deno on the host.
 #
-# For an image run under emulation (QEMU), two settings, nothing else:
+# An image of another architecture than the host's (arm64 on an x86-64
+# machine) runs under emulation (QEMU), where every V8 start costs seconds
+# of CPU. Two settings change for it, nothing else:
 #   SMOKE_TIME_FACTOR=N  every time limit here, and the manifest's probes,
-#                        N times as long (a whole number; 1 by default;
-#                        the startup probe asks N times as many times);
-#   SMOKE_MEMORY=SIZE    the memory limit of the run as deployed, instead of
-#                        the manifest's (the emulator's own memory counts).
+#                        N times as long (the startup probe asks N times as
+#                        many times); 10 under emulation, 1 natively;
+#   SMOKE_MEMORY=SIZE    the memory limit of the run as deployed instead of
+#                        the manifest's: QEMU's own memory (about 1.4 GiB for
+#                        the stack at start) counts; 3g under emulation.
 set -euo pipefail
 engine=${1:?usage: smoke.sh docker|podman IMAGE}
 image=${2:?usage: smoke.sh docker|podman IMAGE}
-factor=${SMOKE_TIME_FACTOR:-1}
+cd "$(dirname "$0")/../.."
+
+host_arch=$(uname -m | sed 's/^x86_64$/amd64/; s/^aarch64$/arm64/')
+image_arch=$("$engine" image inspect -f '{{.Architecture}}' "$image") ||
+  { echo "smoke: no image $image" >&2; exit 1; }
+if [ "$image_arch" = "$host_arch" ]; then
+  factor=${SMOKE_TIME_FACTOR:-1} memory=${SMOKE_MEMORY:-}
+else
+  factor=${SMOKE_TIME_FACTOR:-10} memory=${SMOKE_MEMORY:-3g}
+  echo "smoke: a $image_arch image on $host_arch, emulated: time limits x$factor, memory ${memory:-as deployed}"
+fi
 [[ $factor =~ ^[1-9][0-9]*$ ]] || {
   echo "smoke: SMOKE_TIME_FACTOR must be a whole number of at least 1, not ${factor@Q}" >&2
   exit 2
 }
-cd "$(dirname "$0")/../.."
 
 prefix="ip-timestamp-smoke-$$"
 work=$(mktemp -d)
@@ -193,7 +205,7 @@ check_stop offline
 # 3. As deploy/deployment.yaml runs it.
 pod=$(deno run --quiet --frozen --allow-read=deploy --allow-env=LOG_TOKENS,LOG_STREAM \
   tests/pod_args.ts deploy/deployment.yaml) || fail "cannot read deploy/deployment.yaml"
-mapfile -t pod_args < <(jq -r --arg memory "${SMOKE_MEMORY:-}" \
+mapfile -t pod_args < <(jq -r --arg memory "$memory" \
   '.args[] | if $memory != "" and startswith("--memory=") then "--memory=\($memory)" else . end' <<<"$pod")
 pod_port=$(jq -r .port <<<"$pod")
 start pod "${pod_args[@]}" -p "127.0.0.1::$pod_port"
