@@ -54,7 +54,7 @@ podman history --format '{{.Size}}\t{{.CreatedBy}}' "$image" |
 }
 # Containers left by a smoke test that was killed outright (its pid is in
 # their names) would pile up.
-for c in $(podman ps -a --format '{{.Names}}' | grep -E '^ip-timestamp-(smoke|supervision)-'); do
+for c in $(podman ps -a --format '{{.Names}}' | grep -E '^ip-timestamp-(smoke|supervision|limits)-'); do
   pid=${c#ip-timestamp-*-}
   kill -0 "${pid%%-*}" 2>/dev/null || podman rm -f "$c" >/dev/null 2>&1 || true
 done
