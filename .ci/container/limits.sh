@@ -18,20 +18,12 @@ fi
 MAX_KIB=$((64 * 1024))
 SECONDS_OF_LOAD=${LIMITS_SECONDS:-30}
 
-prefix="ip-timestamp-limits-$$"
-containers=()
+# shellcheck source=.ci/container/lib.sh
+source "$(dirname "$0")/lib.sh"
+check_named limits
 out=""
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-  for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
-  [ -z "$out" ] || rm -f "$out"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "limits: FAILED: $*" >&2
-  exit 1
-}
+# shellcheck disable=SC2317 # run by cleanup
+cleanup_more() { [ -z "$out" ] || rm -f "$out"; }
 
 # rss NAME PATTERN: the summed RSS (KiB) of the container's processes whose
 # command line matches PATTERN (by number: names would be truncated).

@@ -37,24 +37,12 @@ fi
   exit 2
 }
 
-prefix="ip-timestamp-smoke-$$"
+# shellcheck source=.ci/container/lib.sh
+source .ci/container/lib.sh
+check_named smoke
 work=$(mktemp -d)
-containers=()
-cleanup() {
-  for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-ok() { echo "smoke: ok: $*"; }
-fail() {
-  echo "smoke: FAILED: $*" >&2
-  for c in "${containers[@]}"; do
-    echo "--- logs of $c" >&2
-    "$engine" logs "$c" 2>&1 | tail -20 >&2 || true
-  done
-  exit 1
-}
+# shellcheck disable=SC2317 # run by cleanup
+cleanup_more() { rm -rf "$work"; }
 
 # start NAME RUN-ARGS...: starts the image detached. podman's complaints that
 # there is no systemd to time healthchecks go to a file, shown on failure.

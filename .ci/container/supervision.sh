@@ -10,27 +10,15 @@
 # - as root, every process that reads a request runs as the image's
 #   account, and root without CAP_SETUID/CAP_SETGID is refused with one
 #   line and exit 2.
-# SUPERVISION_TIME_FACTOR stretches every wait (emulated architectures).
+# Native architecture only (check.sh): an emulator's CPU and memory would
+# swamp what it measures.
 set -euo pipefail
 engine=${1:?usage: supervision.sh docker|podman IMAGE}
 image=${2:?usage: supervision.sh docker|podman IMAGE}
-factor=${SUPERVISION_TIME_FACTOR:-1}
-prefix="ip-timestamp-supervision-$$"
-containers=()
-cleanup() {
-  for c in "${containers[@]}"; do "$engine" rm -f "$c" >/dev/null 2>&1 || true; done
-}
-trap cleanup EXIT
-
-ok() { echo "supervision: ok: $*"; }
-fail() {
-  echo "supervision: FAILED: $*" >&2
-  for c in "${containers[@]}"; do
-    echo "--- logs of $c" >&2
-    "$engine" logs "$c" 2>&1 | grep -v '"client"' | tail -15 >&2 || true
-  done
-  exit 1
-}
+cd "$(dirname "$0")/../.."
+# shellcheck source=.ci/container/lib.sh
+source .ci/container/lib.sh
+check_named supervision
 
 # start NAME RUN-ARGS...: the image, detached.
 start() {
@@ -44,13 +32,13 @@ start() {
 # wait_log NAME PATTERN SECONDS: until the container's log has a line.
 wait_log() {
   local i
-  for ((i = 0; i < $3 * factor; i++)); do
+  for ((i = 0; i < $3; i++)); do
     "$engine" logs "$prefix-$1" 2>&1 | grep -q "$2" && return 0
     [ "$("$engine" inspect -f '{{.State.Running}}' "$prefix-$1")" = true ] ||
       fail "$1 exited: $("$engine" logs "$prefix-$1" 2>&1 | tail -3)"
     sleep 1
   done
-  fail "$1: no line matching $2 in $(($3 * factor)) s"
+  fail "$1: no line matching $2 in $3 s"
 }
 
 # exits_2 NAME PATTERN RUN-ARGS...: the start is refused in one line.
