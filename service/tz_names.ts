@@ -13,6 +13,7 @@
  */
 import packed from "./tzdb.json" with { type: "json" };
 import type { PackedTzdb } from "./tzdb_update.ts";
+import { canonicalZone } from "./time.ts";
 
 interface ZoneInfo {
   /** The most recent abbreviation the zone used for each offset (minutes east). */
@@ -75,23 +76,53 @@ function zoneInfo(zone: string): ZoneInfo | undefined {
   return info;
 }
 
-// Lower-case name (zone or link) → canonical zone name.
-const CANONICAL = new Map<string, string>();
-for (const name of LINES.keys()) CANONICAL.set(name.toLowerCase(), name);
+// Lower-case name (zone or link) → the packed zone that holds its data:
+// moment-timezone packs zones alike since 1970 as one (Europe/Oslo's data
+// is Europe/Berlin's), so this says where the abbreviations are, not which
+// name to answer with.
+const DATA_ZONE = new Map<string, string>();
+// Lower-case name (zone or link) → its spelling in the tz database.
+const SPELLING = new Map<string, string>();
+for (const name of LINES.keys()) {
+  DATA_ZONE.set(name.toLowerCase(), name);
+  SPELLING.set(name.toLowerCase(), name);
+}
 for (const link of data.links) {
   const [target, alias] = link.split("|");
-  CANONICAL.set(alias.toLowerCase(), target);
+  DATA_ZONE.set(alias.toLowerCase(), target);
+  SPELLING.set(alias.toLowerCase(), alias);
 }
 
-/** The canonical zone names, sorted (worldtimeapi's `/api/timezone`). */
-export const ZONE_NAMES: readonly string[] = [...LINES.keys()].sort();
+function dataOf(zone: string): ZoneInfo | undefined {
+  const packedZone = DATA_ZONE.get(zone.toLowerCase());
+  return packedZone === undefined ? undefined : zoneInfo(packedZone);
+}
 
 /**
  * The canonical name of a zone or link, matched case-insensitively
- * (`asia/calcutta` → `Asia/Kolkata`), or undefined.
+ * (`asia/calcutta` → `Asia/Kolkata`, `europe/oslo` → `Europe/Oslo`), or
+ * undefined: by the rule `/time?tz=` follows (`canonicalZone`), but for
+ * UTC's name.
  */
 export function canonicalName(name: string): string | undefined {
-  return CANONICAL.get(name.toLowerCase());
+  const spelled = SPELLING.get(name.toLowerCase());
+  const zone = spelled === undefined ? undefined : canonicalZone(spelled);
+  // ECMA-402 names UTC by the link, the tz database (and worldtimeapi) by
+  // its zone.
+  return zone === "UTC" ? "Etc/UTC" : zone;
+}
+
+let names: readonly string[] | undefined;
+/** The canonical zone names, sorted (worldtimeapi's `/api/timezone`). */
+export function zoneNames(): readonly string[] {
+  names ??= [
+    ...new Set(
+      [...SPELLING.values()].map(canonicalName).filter((z) =>
+        z !== undefined && dataOf(z) !== undefined
+      ) as string[],
+    ),
+  ].sort();
+  return names;
 }
 
 /**
@@ -100,7 +131,7 @@ export function canonicalName(name: string): string | undefined {
  * when the zone never used a name for it.
  */
 export function abbreviation(zone: string, offsetMinutes: number): string {
-  const named = zoneInfo(zone)?.abbreviations.get(offsetMinutes);
+  const named = dataOf(zone)?.abbreviations.get(offsetMinutes);
   if (named !== undefined) return named;
   const sign = offsetMinutes < 0 ? "-" : "+";
   const abs = Math.abs(offsetMinutes);
@@ -126,7 +157,7 @@ export function countryZones(country: string): readonly string[] {
     if (line === undefined) return [];
     const names = line.slice(line.indexOf("|") + 1).split(" ");
     zones = [...new Set(names.map((z) => canonicalName(z)!))];
-    const people = (z: string) => zoneInfo(z)?.population ?? 0;
+    const people = (z: string) => dataOf(z)?.population ?? 0;
     zones.sort((a, b) => people(b) - people(a));
     byCountry.set(country, zones);
   }

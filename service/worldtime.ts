@@ -11,7 +11,7 @@ import {
   abbreviation,
   canonicalName,
   countryZones,
-  ZONE_NAMES,
+  zoneNames,
 } from "./tz_names.ts";
 
 /** worldtimeapi's time object, in its field order. */
@@ -122,7 +122,7 @@ export function worldTimeText(fields: object): string {
 export function resolveTimezonePath(
   rest: string,
 ): { list: readonly string[] } | { zone: string } | undefined {
-  if (rest === "" || rest === "/") return { list: ZONE_NAMES };
+  if (rest === "" || rest === "/") return { list: zoneNames() };
   const name = rest.slice(1);
   // Only what a zone name can hold is looked up (no echo, no traversal).
   if (!/^[A-Za-z0-9_+\-]+(\/[A-Za-z0-9_+\-]+){0,2}$/.test(name)) {
@@ -132,7 +132,7 @@ export function resolveTimezonePath(
   if (zone !== undefined) return { zone };
   if (name.includes("/")) return undefined;
   const prefix = name.toLowerCase() + "/";
-  const list = ZONE_NAMES.filter((z) => z.toLowerCase().startsWith(prefix));
+  const list = zoneNames().filter((z) => z.toLowerCase().startsWith(prefix));
   return list.length > 0 ? { list } : undefined;
 }
 

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import type { Lookup } from "./geo.ts";
+import { canonicalZone } from "./time.ts";
 
 const CLIENT = "203.0.113.7";
 
@@ -378,4 +379,32 @@ Deno.test("answers match /openapi.json's schemas for their paths; HEAD has GET's
       `HEAD ${request}`,
     );
   }
+});
+
+Deno.test("a zone is answered by the name /time gives it, never by another zone with the same rules", async () => {
+  // moment-timezone packs zones alike since 1970 as one: Oslo's data is
+  // Berlin's, but Oslo is answered as Oslo; a renamed zone by its new name.
+  for (
+    const [asked, named] of [
+      ["Europe/Oslo", "Europe/Oslo"],
+      ["europe/amsterdam", "Europe/Amsterdam"],
+      ["Asia/Singapore", "Asia/Singapore"],
+      ["Europe/Kiev", "Europe/Kyiv"],
+      ["Asia/Rangoon", "Asia/Yangon"],
+      ["America/Indianapolis", "America/Indiana/Indianapolis"],
+    ]
+  ) {
+    const answer = await (await get(0, `/api/timezone/${asked}`)).json();
+    assert.equal(answer.timezone, named, asked);
+    assert.equal(canonicalZone(asked), named, `/time?tz=${asked}`);
+  }
+  const oslo =
+    await (await get(Date.UTC(2025, 0, 15), "/api/timezone/Europe/Oslo"))
+      .json();
+  assert.equal(oslo.abbreviation, "CET");
+  const all = await (await get(0, "/api/timezone")).json();
+  for (const zone of ["Europe/Oslo", "Europe/Kyiv", "Asia/Yangon"]) {
+    assert.ok(all.includes(zone), zone);
+  }
+  assert.ok(!all.includes("Europe/Kiev"), "renamed zones are not listed");
 });
