@@ -18,23 +18,16 @@ RUN deno install --frozen
 COPY *.ts ./
 COPY service/ service/
 COPY stack/ stack/
+COPY tasks/ tasks/
 COPY nginx/ nginx/
 COPY static/ static/
 # Each program in one file, its npm packages, nginx template and static files
-# inside: the final stage needs no npm cache, and nothing is fetched, bundled
-# or transpiled at start.
-# The country database (7.8 MB) stays a file, a data file of the image's
-# (/usr/share/ip-timestamp), that worker.js imports as bytes
-# (DENO_UNSTABLE_RAW_IMPORTS below): inlined as base64 JavaScript, it would
-# cost each worker over 100 MB to parse (docs/geo.md).
-RUN deno bundle --frozen --quiet --external '@ip-location-db/*' --output /app/worker.js main.ts \
-  && sed -i 's#"@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"#"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb"#' /app/worker.js \
-  && grep -q '"/usr/share/ip-timestamp/geo-whois-asn-country.mmdb" with' /app/worker.js \
-  && ! grep -q 'from "@ip-location-db/' /app/worker.js \
-  && mkdir /data \
-  && cp "$(find "${DENO_DIR:-/deno-dir}/npm" -path '*/geo-whois-asn-country-mmdb/*/geo-whois-asn-country.mmdb')" /data/ \
-  && deno bundle --frozen --quiet --output /app/stack.js stack.ts \
-  && deno bundle --frozen --quiet --output /app/flags.js stack/permissions.ts
+# inside (tasks/bundle.ts, as the tests build them): the final stage needs no
+# npm cache, and nothing is fetched, bundled or transpiled at start. The
+# country database stays a file of the image's that worker.js imports as
+# bytes (DENO_UNSTABLE_RAW_IMPORTS below): inlined as base64 JavaScript, it
+# would cost each worker over 100 MB to parse (docs/geo.md).
+RUN deno run -A --frozen tasks/bundle.ts /app /usr/share/ip-timestamp/geo-whois-asn-country.mmdb
 
 FROM docker.io/denoland/deno:debian-${DENO_VERSION}
 ARG VERSION=dev
@@ -43,8 +36,7 @@ LABEL org.opencontainers.image.title="ip-timestamp" \
   org.opencontainers.image.source="https://github.com/ip-timestamp/ip-timestamp" \
   org.opencontainers.image.licenses="MIT" \
   org.opencontainers.image.version="${VERSION}"
-# nginx in front; procps for `ps` and `kill` (the supervisor's eyes on
-# nginx's worker processes).
+# nginx in front; procps for `kill` (nginx's worker processes).
 # The base image brings /tini.
 RUN apt-get update \
   && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light procps \
@@ -59,7 +51,7 @@ WORKDIR /app
 ENV DENO_NO_UPDATE_CHECK=1 PORT=8080 RUNTIME_DIR=/tmp/ip-timestamp \
   WORKER_BUNDLE=/app/worker.js DENO_UNSTABLE_RAW_IMPORTS=1
 COPY --from=build /app/ /app/
-COPY --from=build /data/ /usr/share/ip-timestamp/
+COPY --from=build /usr/share/ip-timestamp/ /usr/share/ip-timestamp/
 EXPOSE 8080
 # Through nginx to a worker, like a client, for about 2 ms of CPU: bash's
 # /dev/tcp, not a Deno runtime per check (docs/container.md).

@@ -12,6 +12,11 @@
 import { loadStackConfig, type StackConfig } from "../stack/stack_config.ts";
 import { renderNginxConfig } from "../stack/nginx_config.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
+import {
+  asStackUser,
+  giveToStackUser,
+  STACK_UID,
+} from "../testing/stack_command.ts";
 
 import { freePort, PROJECT_DIR } from "../testing/net.ts";
 
@@ -134,17 +139,22 @@ export async function startStack(
   env: Record<string, string> = {},
 ): Promise<Server> {
   const port = freePort();
-  // The stack creates its runtime directory itself, in a directory nginx's
-  // workers may pass through (as root they run as another user).
+  // The stack creates its runtime directory itself, where its user may.
   const base = await tempDir("bench-stack-");
   await Deno.chmod(base, 0o755);
+  await giveToStackUser(base);
   const runtimeDir = `${base}/run`;
-  const child = spawn(Deno.execPath(), ["task", "-q", "stack"], {
+  const settings = {
     PORT: String(port),
     RUNTIME_DIR: runtimeDir,
     RATE_LIMIT: "0",
     ...env,
-  });
+  };
+  // As root the stack runs as another user (testing/stack_command.ts).
+  const root = STACK_UID !== Deno.uid() && await asStackUser(settings);
+  const child = root
+    ? spawn(root.cmd, root.args, root.env)
+    : spawn(Deno.execPath(), ["task", "-q", "stack"], settings);
   await waitHttp(`http://127.0.0.1:${port}/healthz`);
   const sockets = runtimeLayout(runtimeDir).sockets;
   return {
@@ -161,10 +171,10 @@ export async function startStack(
  * 200` in place of the proxy for the nginx-alone anchor.
  */
 function benchNginxConfig(mode: "bare" | "return", config: StackConfig) {
-  const text = renderNginxConfig(config, {
-    ipv6: false,
-    user: Deno.uid() === 0 ? "root root" : undefined,
-  });
+  // As root, nginx's workers would drop to nobody, who may not reach the
+  // bare workers' sockets.
+  const text = (Deno.uid() === 0 ? "user root root;\n" : "") +
+    renderNginxConfig(config, false);
   if (mode === "bare") return text;
   const body = JSON.stringify({
     timestamp: new Date().toISOString().replace("Z", "+00:00"),
@@ -208,7 +218,7 @@ export async function startNginx(mode: "bare" | "return"): Promise<Server> {
   };
   const config = loadStackConfig((n) => env[n]);
   const layout = runtimeLayout(runtimeDir);
-  for (const d of [layout.sockets, layout.nginxTemp, layout.public]) {
+  for (const d of [layout.sockets, layout.nginx, layout.public]) {
     await Deno.mkdir(d);
   }
   await Deno.writeTextFile(layout.nginxConf, benchNginxConfig(mode, config));

@@ -1,8 +1,9 @@
 /**
  * Configuration from the environment, validated once at start.
  *
- * Every default lives here; `permissions.ts`, `main.ts` and `stack.ts` read
- * them from this module so that no other file repeats a default.
+ * The service's defaults live here (the stack's in stack/stack_config.ts);
+ * `service/flags.ts`, `main.ts` and the stack read them from this module
+ * so that no other file repeats a default.
  *
  * @module
  */
@@ -17,10 +18,18 @@ import {
 /** Reads one environment variable (`Deno.env.get` or a test's map). */
 export type EnvReader = (name: string) => string | undefined;
 
-/** A setting that failed validation; `main.ts` prints it and exits 2. */
+/**
+ * A setting, or the machine's setup, that keeps a program from running:
+ * the one error both programs map to exit code 2 (anything else is 1), its
+ * message one log line naming what to fix.
+ */
 export class ConfigError extends Error {
   /** Always "ConfigError". */
   override name = "ConfigError";
+  /** `message` for the log line, with `fields` beside it. */
+  constructor(message: string, readonly fields: Record<string, unknown> = {}) {
+    super(message);
+  }
 }
 
 /** Log levels, least to most severe. */
@@ -64,7 +73,7 @@ export const SERVICE_ENV = [
   ...OTEL_ENV,
 ] as const;
 
-/** Defaults for every setting, in one place. */
+/** The service's defaults, in one place (the stack's: `STACK_DEFAULTS` in stack/stack_config.ts). */
 export const DEFAULTS = {
   /** Both families where the host has IPv6 (Linux: IPV6_V6ONLY is off). */
   host: "::",

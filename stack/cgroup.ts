@@ -91,16 +91,25 @@ export async function oomKills(
   return m ? Number(m[1]) : 0;
 }
 
-/** Reads a file through `cat`, which Deno's sandbox lets reach /proc and /sys. */
-export async function catFile(path: string): Promise<string | undefined> {
+/**
+ * Reads files through `cat`, which Deno's sandbox lets reach /proc and
+ * /sys: their text, one after the other; one it cannot read adds nothing.
+ */
+export async function catFiles(paths: string[]): Promise<string> {
+  if (paths.length === 0) return "";
   try {
     const out = await new Deno.Command("cat", {
-      args: ["--", path],
+      args: ["--", ...paths],
       stdout: "piped",
       stderr: "null",
     }).output();
-    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+    return new TextDecoder().decode(out.stdout);
   } catch {
-    return undefined;
+    return ""; // No `cat` to run.
   }
+}
+
+/** One file's text through `cat`, or undefined when it cannot be read. */
+export async function catFile(path: string): Promise<string | undefined> {
+  return await catFiles([path]) || undefined;
 }

@@ -17,14 +17,6 @@ import type { StackConfig } from "./stack_config.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import { clientMaps } from "./client_key.ts";
 
-/** Facts about the machine that the config depends on. */
-export interface NginxHost {
-  /** `user ...;` when the master runs as root, so workers drop privileges. */
-  user?: string;
-  /** Whether to listen on IPv6 too. */
-  ipv6: boolean;
-}
-
 /**
  * nginx's own error answers, by the status nginx raises: each is JSON with
  * the common headers. (Its 405s go to a worker instead: nginx.conf.)
@@ -165,7 +157,6 @@ function staticLocations(publicDir: string): string {
 }
 
 const PLAIN_PATH = /^\/[A-Za-z0-9._\/-]+$/;
-const NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 function refuse(field: string, value: unknown): never {
   throw new Error(
@@ -187,7 +178,7 @@ function wholeNumber(field: string, value: number, min: number, max: number) {
  * can add a directive to the config: nginx reads `;`, `{`, quotes and
  * spaces as syntax.
  */
-export function assertRenderable(config: StackConfig, host: NginxHost): void {
+export function assertRenderable(config: StackConfig): void {
   if (!PLAIN_PATH.test(config.runtimeDir) || config.runtimeDir.includes("..")) {
     refuse("runtimeDir", config.runtimeDir);
   }
@@ -204,12 +195,6 @@ export function assertRenderable(config: StackConfig, host: NginxHost): void {
     }
     if (normal !== entry) refuse("trustedProxies", entry);
   }
-  if (host.user !== undefined) {
-    const names = host.user.split(" ");
-    if (names.length !== 2 || !names.every((n) => NAME.test(n))) {
-      refuse("user", host.user);
-    }
-  }
 }
 
 /** Requests in progress one client (IPv6: one /64) may have, at a rate limit. */
@@ -218,23 +203,22 @@ export function connectionLimit(rate: number): number {
   return Math.min(65535, Math.max(32, rate));
 }
 
-/** Fills the template; every field is validated config, never raw input. */
-export function renderNginxConfig(
-  config: StackConfig,
-  host: NginxHost,
-): string {
-  assertRenderable(config, host);
+/**
+ * Fills the template, listening on IPv6 too if `ipv6`; every field is
+ * validated config, never raw input.
+ */
+export function renderNginxConfig(config: StackConfig, ipv6: boolean): string {
+  assertRenderable(config);
   const dir = config.runtimeDir;
   const layout = runtimeLayout(dir);
   const rate = config.rateLimit;
   const fields: Record<string, string> = {
-    USER: host.user ? `user ${host.user};` : "",
     PID_FILE: layout.nginxPid,
     ALIVE_SOCKET: layout.nginxAlive,
-    NGINX_TEMP: layout.nginxTemp,
+    NGINX_TEMP: layout.nginx,
     NGINX_WORKERS: String(config.nginxWorkers),
     PORT: String(config.port),
-    LISTEN_IPV6: host.ipv6
+    LISTEN_IPV6: ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
     // nginx resolves the client only for its own use (rate limit, log), by

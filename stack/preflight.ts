@@ -1,49 +1,19 @@
 /**
- * The checks before a stack writes anything: nginx installed, PORT free,
- * the sockets' paths short enough, a readable WORKER_BUNDLE, no other stack
- * still serving from the runtime directory, and, as root, the power to run
- * the children as another user. Each failure is a {@linkcode StackError}
- * of one line; `main.ts` maps it to an exit code.
+ * The checks before a stack writes anything: not root, nginx installed,
+ * PORT free, the sockets' paths short enough, a readable WORKER_BUNDLE, and
+ * no other stack still serving from the runtime directory. Each failure is
+ * a {@linkcode ConfigError} of one line (exit code 2).
  *
  * @module
  */
-import type { LogFields } from "../service/log.ts";
-import { MAX_SOCKET_PATH } from "../service/config.ts";
-import { probeSocket } from "./children.ts";
-import { NGINX_ACCOUNT } from "./nginx_user.ts";
+import { ConfigError, MAX_SOCKET_PATH } from "../service/config.ts";
+import { askHealth } from "./children.ts";
 import { workerSocket } from "./runtime_dir.ts";
 import type { StackConfig } from "./stack_config.ts";
 
-/** Why the stack cannot start or go on, with its exit code. */
-export class StackError extends Error {
-  /** The error's name. */
-  override name = "StackError";
-  /** A stack that stops for `message` exits with `code`. */
-  constructor(
-    message: string,
-    /** 2: a setting or the machine's setup; 1: anything else. */
-    readonly code: 1 | 2,
-    /** Extra fields for its log line. */
-    readonly fields: LogFields = {},
-  ) {
-    super(message);
-  }
-}
-
-async function runs(cmd: string, args: string[]): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    return out.success
-      ? undefined
-      : new TextDecoder().decode(out.stderr).trim();
-  } catch (err) {
-    return String(err);
-  }
-}
+/** What the stack says to root, as PostgreSQL does: one line, exit 2. */
+export const ROOT_REFUSED =
+  "The stack does not run as root: every process of it would hold root's powers. Start it as an ordinary user (for example `runuser -u USER -- deno task stack` from a checkout USER can read), or run the image, which runs as uid 10001";
 
 // nginx refuses `listen [::]` on a kernel without IPv6; try a bind first.
 function hasIpv6(): boolean {
@@ -61,74 +31,60 @@ function portProblem(port: number, ipv6: boolean): string | undefined {
     try {
       Deno.listen({ hostname, port }).close();
     } catch (err) {
-      return err instanceof Deno.errors.AddrInUse
-        ? "the address is in use by another program"
-        : `cannot listen there (${String(err)})`;
+      return `Invalid PORT ${port}: ${
+        err instanceof Deno.errors.AddrInUse
+          ? "the address is in use by another program"
+          : `cannot listen there (${String(err)})`
+      }`;
     }
   }
   return undefined;
 }
 
-async function bundleProblem(config: StackConfig): Promise<string | undefined> {
-  if (!config.workerBundle) return undefined;
-  const info = await Deno.stat(config.workerBundle).catch(() => undefined);
-  if (info?.isFile) return undefined;
-  return `Invalid WORKER_BUNDLE ${
-    JSON.stringify(config.workerBundle)
-  }: not a readable file`;
-}
-
-// A worker socket that still answers belongs to a stack that still runs.
-async function leftoverWorker(
-  config: StackConfig,
-): Promise<string | undefined> {
-  for (let i = 0; i < config.workers; i++) {
-    const socket = workerSocket(config.runtimeDir, i);
-    if (await probeSocket(socket)) {
-      return `Invalid RUNTIME_DIR ${
-        JSON.stringify(config.runtimeDir)
-      }: a worker of another stack still answers on ${socket}; stop that stack first`;
+// The other checks on the settings, in order: the first problem, if any.
+async function settingProblem(c: StackConfig): Promise<string | undefined> {
+  const dir = `Invalid RUNTIME_DIR ${JSON.stringify(c.runtimeDir)}`;
+  if (workerSocket(c.runtimeDir, c.workers - 1).length > MAX_SOCKET_PATH) {
+    return `${dir}: too long, its sockets' paths would pass ${MAX_SOCKET_PATH} bytes`;
+  }
+  if (c.workerBundle) {
+    const info = await Deno.stat(c.workerBundle).catch(() => undefined);
+    if (!info?.isFile) {
+      return `Invalid WORKER_BUNDLE ${
+        JSON.stringify(c.workerBundle)
+      }: not a readable file`;
+    }
+  }
+  // A worker socket that still answers belongs to a stack that still runs.
+  for (let i = 0; i < c.workers; i++) {
+    const socket = workerSocket(c.runtimeDir, i);
+    if (await askHealth(socket)) {
+      return `${dir}: a worker of another stack still answers on ${socket}; stop that stack first`;
     }
   }
   return undefined;
-}
-
-// As root every child runs as the stack's account: root without the
-// capabilities to switch users (a container run as root with --cap-drop)
-// cannot, and is told how to run instead.
-async function rootProblem(): Promise<string | undefined> {
-  if (Deno.uid() !== 0) return undefined;
-  const why = await runs("setpriv", [
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "true",
-  ]);
-  if (why === undefined) return undefined;
-  return `running as root without the capabilities to run the children as ${NGINX_ACCOUNT} (CAP_SETUID, CAP_SETGID): run the stack as an ordinary user (the image's default, uid 10001), or keep those capabilities (${why})`;
 }
 
 /** The checks, in order; throws the first problem. */
 export async function preflight(
   config: StackConfig,
 ): Promise<{ ipv6: boolean }> {
-  if (await runs("nginx", ["-v"]) !== undefined) {
-    throw new StackError(
+  if (Deno.uid() === 0) throw new ConfigError(ROOT_REFUSED);
+  const command = new Deno.Command("nginx", {
+    args: ["-v"],
+    stdout: "null",
+    stderr: "null",
+  });
+  const nginx = await Promise.resolve().then(() => command.output())
+    .catch(() => undefined);
+  if (!nginx?.success) {
+    throw new ConfigError(
       "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
-      2,
     );
   }
   const ipv6 = hasIpv6();
-  const portIssue = portProblem(config.port, ipv6);
-  const socket = workerSocket(config.runtimeDir, config.workers - 1);
-  const problem = (portIssue && `Invalid PORT ${config.port}: ${portIssue}`) ??
-    (socket.length > MAX_SOCKET_PATH
-      ? `Invalid RUNTIME_DIR ${
-        JSON.stringify(config.runtimeDir)
-      }: too long, its sockets' paths would pass ${MAX_SOCKET_PATH} bytes`
-      : undefined) ??
-    await bundleProblem(config) ?? await leftoverWorker(config) ??
-    await rootProblem();
-  if (problem) throw new StackError(problem, 2);
+  const problem = portProblem(config.port, ipv6) ??
+    await settingProblem(config);
+  if (problem) throw new ConfigError(problem);
   return { ipv6 };
 }

@@ -1,10 +1,15 @@
 /**
- * The runtime directory's layout, in one place: every path the stack
- * writes under `RUNTIME_DIR`, and what reads it (nginx, the workers, the
- * bench and the tests) takes it from here.
+ * The runtime directory: every path the stack writes under `RUNTIME_DIR`
+ * (nginx, the workers, the bench and the tests take them from here), and
+ * its preparation without trusting what is already there. A directory of
+ * another user, writable by others, a symbolic link, or one that holds
+ * what the stack does not make is refused; a directory it did not create
+ * keeps its mode; each file is created exclusively, never through a link.
  *
  * @module
  */
+import { ConfigError } from "../service/config.ts";
+import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
 /** The paths under one runtime directory. */
 export interface RuntimeLayout {
@@ -12,8 +17,8 @@ export interface RuntimeLayout {
   root: string;
   /** The workers' Unix sockets. */
   sockets: string;
-  /** nginx's own directory: its temp paths and its pid file. */
-  nginxTemp: string;
+  /** nginx's own: its temp paths, pid file and probe socket. */
+  nginx: string;
   /** Static files nginx serves. */
   public: string;
   /** The rendered nginx config. */
@@ -22,10 +27,6 @@ export interface RuntimeLayout {
   nginxPid: string;
   /** nginx's socket for the supervisor's liveness probe. */
   nginxAlive: string;
-  /** The workers' program: main.ts in one file. */
-  workerScript: string;
-  /** The country database the workers' program imports. */
-  geoDb: string;
 }
 
 /** The layout of the runtime directory `root`. */
@@ -33,18 +34,171 @@ export function runtimeLayout(root: string): RuntimeLayout {
   return {
     root,
     sockets: `${root}/sockets`,
-    nginxTemp: `${root}/nginx`,
+    nginx: `${root}/nginx`,
     public: `${root}/public`,
     nginxConf: `${root}/nginx.conf`,
-    // Where nginx, which runs as the stack's account, may write.
     nginxPid: `${root}/nginx/nginx.pid`,
     nginxAlive: `${root}/nginx/alive.sock`,
-    workerScript: `${root}/worker.js`,
-    geoDb: `${root}/geo.mmdb`,
   };
 }
 
 /** The socket path of worker `index` under the runtime directory `root`. */
 export function workerSocket(root: string, index: number): string {
-  return `${runtimeLayout(root).sockets}/worker-${index}.sock`;
+  return `${root}/sockets/worker-${index}.sock`;
+}
+
+// What the stack makes at the top of its directory: true for a directory.
+const TOP = new Map([
+  ["sockets", true],
+  ["nginx", true],
+  ["public", true],
+  ["nginx.conf", false],
+]);
+
+const octal = (mode: number) => "0" + (mode & 0o7777).toString(8);
+
+/**
+ * Why an existing directory cannot be the runtime directory, or undefined:
+ * it must be a real directory of this user, closed to other writers, and
+ * hold only what the stack makes. Reads only; `/tmp` and `/etc` are refused.
+ */
+export async function refusal(root: string): Promise<string | undefined> {
+  const info = await Deno.lstat(root);
+  if (info.isSymlink) return "it is a symbolic link";
+  if (!info.isDirectory) return "it is not a directory";
+  if (info.uid !== Deno.uid()) {
+    return `it belongs to uid ${info.uid}, not to this process's ${Deno.uid()}`;
+  }
+  if ((info.mode! & 0o022) !== 0) {
+    return `it is writable by others (mode ${octal(info.mode!)})`;
+  }
+  for await (const entry of Deno.readDir(root)) {
+    if (TOP.get(entry.name) !== entry.isDirectory) {
+      return `it holds ${
+        JSON.stringify(entry.name)
+      }, which the stack does not make there`;
+    }
+  }
+  return undefined;
+}
+
+/** A runtime directory ready for this start, and how to undo it. */
+export class RuntimeDir {
+  #made: string[] = [];
+
+  /** A directory {@linkcode prepareRuntimeDir} checked or made. */
+  constructor(
+    /** Its layout. */
+    readonly layout: RuntimeLayout,
+    /** Whether this start created the directory itself. */
+    readonly created: boolean,
+  ) {}
+
+  /** A directory of the stack's: made if missing, else exactly as it makes one. */
+  async dir(path: string): Promise<void> {
+    try {
+      await Deno.mkdir(path, { mode: 0o700 });
+      this.#made.push(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      const info = await Deno.lstat(path);
+      if (
+        info.isSymlink || !info.isDirectory || info.uid !== Deno.uid() ||
+        (info.mode! & 0o7777) !== 0o700
+      ) {
+        throw this.invalid(
+          `${path} is not the directory the stack makes (a real directory, mode 0700): remove it`,
+        );
+      }
+    }
+  }
+
+  /** Writes a file exclusively (what stood there, a link included, goes). */
+  async writeFile(path: string, data: string | Uint8Array): Promise<void> {
+    const info = await Deno.lstat(path).catch(() => undefined);
+    if (info?.isDirectory) throw this.invalid(`${path} is a directory`);
+    if (info) await Deno.remove(path);
+    this.#made.push(path);
+    const bytes = typeof data === "string"
+      ? new TextEncoder().encode(data)
+      : data;
+    // createNew: O_EXCL, which also refuses to follow a link.
+    await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 })
+      .catch((err) => {
+        throw this.invalid(`cannot write ${path} (${err.message})`);
+      });
+  }
+
+  /** The error for a problem with this directory (exit code 2). */
+  invalid(why: string): ConfigError {
+    return new ConfigError(
+      `Invalid RUNTIME_DIR ${JSON.stringify(this.layout.root)}: ${why}`,
+    );
+  }
+
+  /** Removes what this start made: the whole directory if it created it. */
+  async discard(): Promise<void> {
+    const paths = this.created ? [this.layout.root] : this.#made.reverse();
+    for (const path of paths) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+    this.#made = [];
+  }
+}
+
+// Creates the runtime directory (true), or checks the one there (false).
+async function openRoot(dir: RuntimeDir): Promise<boolean> {
+  const { root } = dir.layout;
+  try {
+    // Not recursive: a directory someone made first must fail here.
+    await Deno.mkdir(root, { mode: 0o700 });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    } else if (err instanceof Deno.errors.AlreadyExists) {
+      const why = await refusal(root);
+      if (why) throw dir.invalid(why);
+      return false;
+    } else throw err;
+  }
+  // Made a moment ago, so ours, unless someone raced us to it.
+  const info = await Deno.lstat(root);
+  if (info.isSymlink || !info.isDirectory || info.uid !== Deno.uid()) {
+    throw dir.invalid("another user made it while the stack started");
+  }
+  await Deno.chmod(root, 0o700);
+  return true;
+}
+
+/**
+ * Checks or creates the runtime directory and writes the static files
+ * nginx serves; throws a {@linkcode ConfigError} (or a file-system error)
+ * when it cannot, after removing whatever it made.
+ */
+export async function prepareRuntimeDir(root: string): Promise<RuntimeDir> {
+  const probe = new RuntimeDir(runtimeLayout(root), false);
+  const dir = new RuntimeDir(
+    probe.layout,
+    await openRoot(probe).catch((err) => {
+      throw err instanceof ConfigError ? err : probe.invalid(err.message);
+    }),
+  );
+  try {
+    const { sockets, nginx, public: pub } = dir.layout;
+    for (const path of [sockets, nginx, pub]) await dir.dir(path);
+    for (const [path, file] of STATIC_FILES) {
+      const parts = path.split("/").slice(1, -1);
+      for (let i = 1; i <= parts.length; i++) {
+        await dir.dir(`${pub}/${parts.slice(0, i).join("/")}`);
+      }
+      await dir.writeFile(`${pub}${path}`, bytesOf(file));
+      // nginx's ETag and Last-Modified come from the mtime (static_files.ts).
+      const time = contentTime(file);
+      await Deno.utime(`${pub}${path}`, time, time);
+    }
+    return dir;
+  } catch (err) {
+    await dir.discard();
+    throw err;
+  }
 }

@@ -32,6 +32,7 @@ export const STACK_ENV = [
   "NGINX_WORKERS",
   "RUNTIME_DIR",
   "XDG_RUNTIME_DIR",
+  "HOME",
   "WORKER_BUNDLE",
   "GEOIP_CITY_DB",
   "RATE_LIMIT",
@@ -94,20 +95,17 @@ export interface StackConfig {
 }
 
 /** What the defaults depend on. */
-export interface HostFacts {
+export interface MachineFacts {
   /** Cores this process may use (the CPU quota, rounded up). */
   cpus: number;
-  /** This process's user id: the default RUNTIME_DIR is per user. */
-  uid: number;
   /** The cgroup's memory limit, if any. */
   memory?: MemoryLimit;
 }
 
 /** The facts of this machine and process. */
-export async function hostFacts(): Promise<HostFacts> {
+export async function machineFacts(): Promise<MachineFacts> {
   return {
     cpus: navigator.hardwareConcurrency,
-    uid: Deno.uid() ?? 0,
     memory: await memoryLimit(catFile),
   };
 }
@@ -121,7 +119,7 @@ function workersThatFit(memory: MemoryLimit | undefined): number {
   return Math.floor((memory.bytes / MIB - baseMiB) / workerMiB);
 }
 
-function workerCount(env: EnvReader, host: HostFacts): number {
+function workerCount(env: EnvReader, host: MachineFacts): number {
   const fit = workersThatFit(host.memory);
   const limit = host.memory &&
     `the memory limit of ${Math.round(host.memory.bytes / MIB)} MiB (${
@@ -145,16 +143,21 @@ function workerCount(env: EnvReader, host: HostFacts): number {
   return workers;
 }
 
-// Per user, so that one user's stack never blocks another's: the user's
-// XDG runtime directory when there is one, else a name with the uid in /tmp.
-function defaultRuntimeDir(env: EnvReader, uid: number): string {
-  let xdg: string | undefined;
-  try {
-    xdg = absolutePath(env, "XDG_RUNTIME_DIR");
-  } catch {
-    // An unusual XDG_RUNTIME_DIR is not ours to refuse: /tmp serves.
+// In a directory of the user's own, which no other user can take first (as
+// anyone can a name in /tmp): the XDG runtime directory, else the home's
+// cache.
+function defaultRuntimeDir(env: EnvReader): string {
+  for (const [name, under] of [["XDG_RUNTIME_DIR", ""], ["HOME", "/.cache"]]) {
+    try {
+      const dir = absolutePath(env, name);
+      if (dir) return `${dir === "/" ? "" : dir}${under}/ip-timestamp`;
+    } catch {
+      // An unusual value is not ours to refuse: the next one serves.
+    }
   }
-  return xdg ? `${xdg}/ip-timestamp` : `/tmp/ip-timestamp-${uid}`;
+  throw new ConfigError(
+    "Invalid RUNTIME_DIR: unset, and neither XDG_RUNTIME_DIR nor HOME names a directory of this user's for it",
+  );
 }
 
 function forwardedHeader(env: EnvReader): void {
@@ -176,7 +179,7 @@ function forwardedHeader(env: EnvReader): void {
 /** Reads and validates the stack's settings; throws {@linkcode ConfigError}. */
 export function loadStackConfig(
   env: EnvReader,
-  host: HostFacts = { cpus: navigator.hardwareConcurrency, uid: 0 },
+  host: MachineFacts = { cpus: navigator.hardwareConcurrency },
 ): StackConfig {
   forwardedHeader(env);
   const workers = workerCount(env, host);
@@ -186,8 +189,7 @@ export function loadStackConfig(
     // nginx shares the cores with the workers: one nginx process per two
     // workers beat one per core on 2 cores (docs/performance.md).
     nginxWorkers: integer(env, "NGINX_WORKERS", Math.ceil(workers / 2), 1, 64),
-    runtimeDir: absolutePath(env, "RUNTIME_DIR") ??
-      defaultRuntimeDir(env, host.uid),
+    runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? defaultRuntimeDir(env),
     workerBundle: absolutePath(env, "WORKER_BUNDLE"),
     geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
     rateLimit: integer(env, "RATE_LIMIT", STACK_DEFAULTS.rateLimit, 0, 1e6),

@@ -4,21 +4,22 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../service/config.ts";
 import type { MemoryLimit } from "./cgroup.ts";
 import {
-  type HostFacts,
   loadStackConfig,
+  type MachineFacts,
   STACK_DEFAULTS,
 } from "./stack_config.ts";
 
-const env = (vars: Record<string, string>) => (name: string) => vars[name];
+// Every real process has a HOME, where the default RUNTIME_DIR goes.
+const env = (vars: Record<string, string>) => (name: string) =>
+  ({ HOME: "/home/ann", ...vars })[name];
 const MIB = 1024 * 1024;
 const memory = (mib: number): MemoryLimit => ({
   bytes: mib * MIB,
   file: "/sys/fs/cgroup/memory.max",
   events: "/sys/fs/cgroup/memory.events",
 });
-const host = (facts: Partial<HostFacts> = {}): HostFacts => ({
+const host = (facts: Partial<MachineFacts> = {}): MachineFacts => ({
   cpus: 2,
-  uid: 1000,
   ...facts,
 });
 
@@ -74,25 +75,23 @@ Deno.test("WORKERS that cannot fit the memory limit: one line naming WORKERS and
   );
 });
 
-Deno.test("the default runtime directory is the user's own", () => {
+Deno.test("the default runtime directory is in one of the user's own, never a name in /tmp", () => {
+  const dir = (vars: Record<string, string>) =>
+    loadStackConfig(env(vars), host()).runtimeDir;
+  assert.equal(dir({ HOME: "/home/ann" }), "/home/ann/.cache/ip-timestamp");
   assert.equal(
-    loadStackConfig(env({}), host({ uid: 1000 })).runtimeDir,
-    "/tmp/ip-timestamp-1000",
-  );
-  assert.equal(
-    loadStackConfig(env({ XDG_RUNTIME_DIR: "/run/user/1000" }), host())
-      .runtimeDir,
+    dir({ XDG_RUNTIME_DIR: "/run/user/1000", HOME: "/home/ann" }),
     "/run/user/1000/ip-timestamp",
   );
-  // An XDG_RUNTIME_DIR the stack would not put in a config: /tmp instead.
+  // An XDG_RUNTIME_DIR the stack would not put in a config: HOME instead.
   assert.equal(
-    loadStackConfig(env({ XDG_RUNTIME_DIR: "/run/a b" }), host({ uid: 7 }))
-      .runtimeDir,
-    "/tmp/ip-timestamp-7",
+    dir({ XDG_RUNTIME_DIR: "/run/a b", HOME: "/root" }),
+    "/root/.cache/ip-timestamp",
   );
-  assert.equal(
-    loadStackConfig(env({ RUNTIME_DIR: "/tmp/x/" }), host()).runtimeDir,
-    "/tmp/x",
+  assert.equal(dir({ RUNTIME_DIR: "/tmp/x/" }), "/tmp/x");
+  assert.throws(
+    () => dir({ HOME: "" }),
+    /^ConfigError: Invalid RUNTIME_DIR: unset, and neither XDG_RUNTIME_DIR nor HOME/,
   );
 });
 

@@ -4,8 +4,8 @@
  * live the same life:
  *
  *     backoff ──tick──▶ starting ──probe ok──▶ ready
- *        ▲                 │ stopped (T), START_TIMEOUT    │ failed probes
- *        │                 ▼                               ▼
+ *        ▲                 │ stopped (T), START_TIMEOUT,   │ failed probes,
+ *        │                 ▼ a socket not its own          ▼ a socket not its own
  *        └──────exited── (killed) ◀────────────────────────┘
  *     any ──stop──▶ stopping ──exited──▶ gone
  *
@@ -13,9 +13,11 @@
  * child that is slow keeps starting and is reported while it waits; one
  * that the kernel shows stopped (state T) is not starting and is replaced.
  * Restarts back off (doubling, capped) and a crash loop ends the stack
- * after a budget of failed starts, logged once with its count. The shell
- * that spawns, probes and kills is `supervisor.ts`; tests drive this with
- * a fake clock and fake children (`supervision_test.ts`).
+ * after a budget of failed starts, logged once with its count. A ready
+ * child's own processes (nginx's worker processes) that stay stopped are
+ * killed, for the child to replace them. The shell that spawns, probes and
+ * kills is `supervisor.ts`; tests drive this with a fake clock and fake
+ * children (`supervision_test.ts`).
  *
  * @module
  */
@@ -67,6 +69,8 @@ export interface Child {
   pid?: number;
   /** Failed probes in a row (ready) or checks that saw it stopped (starting). */
   strikes: number;
+  /** Checks in a row that saw each of its own processes stopped, by pid. */
+  stoppedChildren: Record<number, number>;
   /** Starts in a row that ended before the child was steady. */
   attempts: number;
   /** The next restart's delay. */
@@ -82,8 +86,10 @@ export interface Child {
 /** What happened to a child, or the clock moving on. */
 export type Event =
   | { kind: "spawned"; pid: number }
-  | { kind: "probe"; ok: boolean }
-  | { kind: "checked"; stopped: boolean }
+  /** `foreign`: its socket is not the one it bound (another process's). */
+  | { kind: "probe"; ok: boolean; foreign?: boolean }
+  /** What `ps` saw: it stopped, and which of its own processes are. */
+  | { kind: "checked"; stopped: boolean; stoppedChildren: number[] }
   | {
     kind: "exited";
     code: number;
@@ -99,7 +105,8 @@ export type Action =
   | { kind: "spawn" }
   | { kind: "kill" }
   | { kind: "stop" }
-  | { kind: "ready" }
+  /** Kill one of the child's own processes (it replaces it). */
+  | { kind: "kill-pid"; pid: number }
   | {
     kind: "log";
     level: "info" | "warn" | "error";
@@ -116,6 +123,7 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
     phase: "backoff",
     since: now,
     strikes: 0,
+    stoppedChildren: {},
     attempts: 0,
     delayMs: 0,
     wasReady: false,
@@ -149,15 +157,20 @@ function replace(child: Child, why: string, fields: LogFields): Step {
   ]];
 }
 
+// A socket another process bound in the child's place answers probes that
+// the child never sees: replaced at once, whatever the phase.
+function foreign(c: Child): Step {
+  return replace(c, "does not own its socket (another process bound it)", {});
+}
+
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
+  if (e.kind === "probe" && e.foreign) return foreign(c);
   if (e.kind === "probe" && e.ok) {
     const next = { ...c, phase: "ready" as const, since: now, strikes: 0 };
-    return [{ ...next, wasReady: true }, [
-      { kind: "ready" },
-      ...(c.wasReady
-        ? [log(c, "info", `${c.name} restarted`, { pid: c.pid })]
-        : []),
-    ]];
+    return [
+      { ...next, wasReady: true },
+      c.wasReady ? [log(c, "info", `${c.name} restarted`, { pid: c.pid })] : [],
+    ];
   }
   if (e.kind === "checked") {
     const strikes = e.stopped ? c.strikes + 1 : 0;
@@ -182,8 +195,28 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
   ]];
 }
 
+// A ready child's own processes seen stopped `stoppedChecks` times in a row
+// are killed (nginx's master starts another in each one's place).
+function onChecked(c: Child, stopped: number[], p: Policy): Step {
+  const counts: Record<number, number> = {};
+  const actions: Action[] = [];
+  for (const pid of stopped) {
+    counts[pid] = (c.stoppedChildren[pid] ?? 0) + 1;
+    if (counts[pid] !== p.stoppedChecks) continue;
+    actions.push(
+      log(c, "error", `${c.name} worker process is stopped; replacing it`, {
+        pid,
+      }),
+      { kind: "kill-pid", pid },
+    );
+  }
+  return [{ ...c, stoppedChildren: counts }, actions];
+}
+
 function onReady(c: Child, e: Event, now: number, p: Policy): Step {
+  if (e.kind === "checked") return onChecked(c, e.stoppedChildren, p);
   if (e.kind !== "probe") return [c, []];
+  if (e.foreign) return foreign(c);
   if (e.ok) return [{ ...c, strikes: 0 }, []];
   const strikes = c.strikes + 1;
   if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
@@ -236,6 +269,7 @@ function onExit(
     since: now,
     pid: undefined,
     strikes: 0,
+    stoppedChildren: {},
     attempts,
     delayMs,
     killedFor: undefined,

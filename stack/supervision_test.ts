@@ -60,6 +60,12 @@ class Harness {
   }
 }
 
+const checked = (stopped: boolean, stoppedChildren: number[] = []): Event => ({
+  kind: "checked",
+  stopped,
+  stoppedChildren,
+});
+
 const exited = (
   code = 1,
   signal: string | null = null,
@@ -77,7 +83,7 @@ Deno.test("a new child starts at the first tick and is ready at its first good p
   assert.equal(h.child.phase, "starting");
   assert.equal(h.child.pid, 101);
   assert.deepEqual(h.kinds(h.at(50, { kind: "probe", ok: false })), []);
-  assert.deepEqual(h.kinds(h.at(80, { kind: "probe", ok: true })), ["ready"]);
+  assert.deepEqual(h.kinds(h.at(80, { kind: "probe", ok: true })), []);
   assert.equal(h.child.phase, "ready");
   assert.deepEqual(h.logs(), [], "a first start is not news");
 });
@@ -86,7 +92,7 @@ Deno.test("a slow start is never given up while it runs: it is reported every fe
   const h = new Harness();
   h.at(0, { kind: "tick" });
   // Ten minutes of a start under a tiny CPU quota, checked once a second.
-  h.run(600_000, 1_000, { kind: "checked", stopped: false });
+  h.run(600_000, 1_000, checked(false));
   assert.equal(h.child.phase, "starting");
   assert.ok(!h.actions.some((a) => a.kind === "kill" || a.kind === "give-up"));
   const waiting = h.logs("info");
@@ -99,11 +105,11 @@ Deno.test("a slow start is never given up while it runs: it is reported every fe
 Deno.test("a child stopped while starting (SIGSTOP) is replaced after three checks, with one line", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(1_000, { kind: "checked", stopped: true });
-  h.at(2_000, { kind: "checked", stopped: false }); // SIGCONT: counts again
-  h.at(3_000, { kind: "checked", stopped: true });
-  h.at(4_000, { kind: "checked", stopped: true });
-  assert.deepEqual(h.kinds(h.at(5_000, { kind: "checked", stopped: true })), [
+  h.at(1_000, checked(true));
+  h.at(2_000, checked(false)); // SIGCONT: counts again
+  h.at(3_000, checked(true));
+  h.at(4_000, checked(true));
+  assert.deepEqual(h.kinds(h.at(5_000, checked(true))), [
     "log",
     "kill",
   ]);
@@ -222,4 +228,38 @@ Deno.test("stop: a running child is told to stop and is gone at its exit; nothin
   idle.at(5, exited(1));
   assert.deepEqual(idle.at(6, { kind: "stop" }), []);
   assert.equal(idle.child.phase, "gone");
+});
+
+Deno.test("a ready child's own process stopped three checks in a row is killed, once, by pid", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(50, { kind: "probe", ok: true });
+  const killed = (at: number, stopped: number[]) =>
+    h.at(at, checked(false, stopped)).flatMap((a) =>
+      a.kind === "kill-pid" ? [a.pid] : []
+    );
+  assert.deepEqual(killed(1_000, [7, 8]), []);
+  assert.deepEqual(killed(2_000, [7]), []); // 8 resumed (SIGCONT)
+  assert.deepEqual(killed(3_000, [7, 8]), [7]);
+  assert.deepEqual(killed(4_000, [7, 8]), []);
+  assert.deepEqual(killed(5_000, [7, 8]), [8]);
+  assert.deepEqual(killed(6_000, [7, 8]), [], "each is killed once");
+  assert.deepEqual(h.logs("error"), [
+    "worker 0 worker process is stopped; replacing it",
+    "worker 0 worker process is stopped; replacing it",
+  ]);
+  assert.equal(h.child.phase, "ready", "the child itself lives on");
+});
+
+Deno.test("a socket another process bound is caught at once, starting or ready", () => {
+  for (const readyFirst of [false, true]) {
+    const h = new Harness();
+    h.at(0, { kind: "tick" });
+    if (readyFirst) h.at(50, { kind: "probe", ok: true });
+    const actions = h.at(100, { kind: "probe", ok: false, foreign: true });
+    assert.deepEqual(h.kinds(actions), ["log", "kill"]);
+    assert.deepEqual(h.logs("error"), [
+      "worker 0 does not own its socket (another process bound it); replacing it",
+    ]);
+  }
 });

@@ -1,8 +1,8 @@
 /**
  * The supervisor's shell: it feeds what happens to each child (spawned,
- * probed, checked with `ps`, exited, the clock) to the decisions in
- * `supervision.ts` and carries out what they say (spawn, kill, stop, log,
- * give up). It decides nothing itself.
+ * probed, checked with `ps`, exited, the clock) to `step` in
+ * `supervision.ts` and carries out the actions it returns. Time, sleep and
+ * signals come from a {@linkcode Host}, so tests run it on a fake clock.
  *
  * Children start in groups (the workers, then nginx) and stop in the
  * reverse order: nginx drains first, then the workers.
@@ -10,7 +10,7 @@
  * @module
  */
 import type { Logger } from "../service/log.ts";
-import { type ChildSpec, killPid, type ProcessState } from "./children.ts";
+import type { ChildSpec, ProcessState } from "./children.ts";
 import {
   type Action,
   type Child,
@@ -30,15 +30,19 @@ interface Slot {
 
 /** What the shell needs from the machine; the tests' fakes stand in. */
 export interface Host {
+  /** The clock, in milliseconds. */
+  now(): number;
+  /** Resolves after `ms` of that clock. */
+  sleep(ms: number): Promise<void>;
   /** The state of these processes and of the children of `parents`. */
   processStates(pids: number[], parents: number[]): Promise<ProcessState[]>;
+  /** Kills a process the supervisor did not spawn (SIGKILL). */
+  kill(pid: number): void;
   /** Processes the kernel killed for the memory limit so far. */
   oomKills(): Promise<number>;
   /** That limit in MiB, if any. */
   memoryLimitMiB?: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // How often a starting child is probed, a ready one, and how often `ps`
 // looks for stopped processes.
@@ -55,7 +59,6 @@ export class Supervisor {
   #finish!: (code: number) => void;
   /** Resolves with the stack's exit code once every child is gone. */
   readonly done: Promise<number> = new Promise((r) => this.#finish = r);
-  #nginxStrikes = new Map<number, number>();
 
   /** A supervisor that logs to `logger`. */
   constructor(
@@ -74,17 +77,19 @@ export class Supervisor {
     const slots = specs.map((spec) => ({
       spec,
       group,
-      child: newChild(spec.name, spec.fields, Date.now()),
+      child: newChild(spec.name, spec.fields, this.host.now()),
     }));
     this.#slots.push(...slots);
-    const ready = slots.map((slot) =>
-      new Promise<boolean>((tell) => this.#watch(slot, tell))
-    );
-    return (await Promise.all(ready)).every(Boolean);
+    return (await Promise.all(slots.map((s) => this.#watch(s)))).every(Boolean);
   }
 
   #apply(slot: Slot, event: Event): void {
-    const [child, actions] = step(slot.child, event, Date.now(), this.policy);
+    const [child, actions] = step(
+      slot.child,
+      event,
+      this.host.now(),
+      this.policy,
+    );
     slot.child = child;
     for (const action of actions) this.#act(slot, action);
   }
@@ -99,12 +104,13 @@ export class Supervisor {
       case "stop":
         if (slot.process) slot.spec.stop(slot.process);
         return;
+      case "kill-pid":
+        return this.host.kill(action.pid);
       case "log":
         return this.logger[action.level](action.msg, action.fields);
       case "give-up":
         this.logger.error(action.msg, action.fields);
         this.stop(undefined, 1);
-        return;
     }
   }
 
@@ -141,78 +147,67 @@ export class Supervisor {
     return grew;
   }
 
-  // One child's life, ticks and probes, until it is gone; `ready` is told
-  // once whether it ever became ready (false: the stack is stopping).
-  async #watch(slot: Slot, ready: (ok: boolean) => void): Promise<void> {
-    this.#apply(slot, { kind: "tick" });
-    let told = false;
-    const tell = (ok: boolean) => {
-      if (!told) ready(ok);
-      told = true;
-    };
-    while (slot.child.phase !== "gone") {
-      const { phase, since, delayMs, pid } = slot.child;
-      if (phase === "backoff") {
-        await sleep(Math.max(0, since + delayMs - Date.now()));
-      } else if (phase === "starting" || phase === "ready") {
-        await sleep(phase === "ready" ? READY_PROBE_MS : STARTING_PROBE_MS);
-        const ok = pid !== undefined && await slot.spec.probe(pid);
-        if (slot.child.pid === pid && slot.child.phase === phase) {
-          this.#apply(slot, { kind: "probe", ok });
-        }
-      } else {
-        await slot.process?.status;
-        await sleep(10);
-      }
+  // One child's life, ticks and probes, until it is gone; resolves once it
+  // is first ready (true) or the stack stops first (false), and goes on.
+  #watch(slot: Slot): Promise<boolean> {
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    (async () => {
       this.#apply(slot, { kind: "tick" });
-      if (slot.child.phase === "ready") tell(true);
-      if (this.#stopping) tell(false);
-    }
-    tell(false);
+      while (slot.child.phase !== "gone") {
+        const { phase, since, delayMs, pid } = slot.child;
+        if (phase === "backoff") {
+          await this.host.sleep(Math.max(0, since + delayMs - this.host.now()));
+        } else if (phase === "starting" || phase === "ready") {
+          await this.host.sleep(
+            phase === "ready" ? READY_PROBE_MS : STARTING_PROBE_MS,
+          );
+          const answer = pid === undefined ? false : await slot.spec.probe(pid);
+          if (slot.child.pid === pid && slot.child.phase === phase) {
+            this.#apply(slot, {
+              kind: "probe",
+              ok: answer === true,
+              foreign: answer === "foreign",
+            });
+          }
+        } else {
+          await slot.process?.status;
+          await this.host.sleep(10);
+        }
+        this.#apply(slot, { kind: "tick" });
+        if (slot.child.phase === "ready") resolve(true);
+        if (this.#stopping) resolve(false);
+      }
+      resolve(false);
+    })();
+    return promise;
   }
 
-  // Once a second: which starting children, and which of nginx's worker
-  // processes, the kernel shows stopped.
+  // Once a second: which starting children, and which of a ready child's
+  // own processes (nginx's worker processes), the kernel shows stopped.
   async #check(): Promise<void> {
     while (!this.#stopping) {
-      await sleep(CHECK_MS);
-      const starting = this.#slots.filter((s) =>
-        s.child.phase === "starting" && s.child.pid !== undefined
+      await this.host.sleep(CHECK_MS);
+      const watched = this.#slots.filter(({ child, spec }) =>
+        child.pid !== undefined &&
+        (child.phase === "starting" ||
+          (child.phase === "ready" && spec.watchChildren))
       );
-      const parents = this.#slots.filter((s) =>
-        s.spec.watchChildren && s.child.phase === "ready"
-      ).map((s) => s.child.pid!);
+      const pid = (s: Slot) => s.child.pid!;
       const states = await this.host.processStates(
-        starting.map((s) => s.child.pid!),
-        parents,
+        watched.filter((s) => s.child.phase === "starting").map(pid),
+        watched.filter((s) => s.child.phase === "ready").map(pid),
       );
-      for (const slot of starting) {
-        const state = states.find((p) => p.pid === slot.child.pid);
-        if (state) {
-          this.#apply(slot, { kind: "checked", stopped: state.stopped });
-        }
-      }
-      this.#nginxWorkers(states.filter((p) => parents.includes(p.ppid)));
-    }
-  }
-
-  // nginx's master restarts a worker process that dies: one that is
-  // stopped is killed so that it does.
-  #nginxWorkers(workers: ProcessState[]): void {
-    const strikes = new Map<number, number>();
-    for (const w of workers) {
-      if (!w.stopped) continue;
-      const n = (this.#nginxStrikes.get(w.pid) ?? 0) + 1;
-      strikes.set(w.pid, n);
-      if (n === this.policy.stoppedChecks) {
-        this.logger.error("nginx worker process is stopped; replacing it", {
-          component: "nginx",
-          pid: w.pid,
+      for (const slot of watched) {
+        const own = states.find((p) => p.pid === pid(slot));
+        this.#apply(slot, {
+          kind: "checked",
+          stopped: own?.stopped ?? false,
+          stoppedChildren: states.filter((p) =>
+            p.ppid === pid(slot) && p.stopped
+          ).map((p) => p.pid),
         });
-        killPid(w.pid);
       }
     }
-    this.#nginxStrikes = strikes;
   }
 
   /**
@@ -224,17 +219,19 @@ export class Supervisor {
     if (this.#stopping) return;
     this.#stopping = true;
     if (reason) this.logger.info("shutting down", { signal: reason });
-    const hard = setTimeout(() => {
+    let drained = false;
+    this.host.sleep(drainMs).then(() => {
+      if (drained) return;
       this.logger.error("draining took too long; exiting");
       for (const s of this.#slots) if (s.process) s.spec.kill(s.process);
       this.#finish(1);
-    }, drainMs);
+    });
     for (let g = this.#groups - 1; g >= 0; g--) {
       const group = this.#slots.filter((s) => s.group === g);
       for (const slot of group) this.#apply(slot, { kind: "stop" });
       await Promise.all(group.map((s) => s.process?.status));
     }
-    clearTimeout(hard);
+    drained = true;
     this.#finish(code);
   }
 }

@@ -15,3 +15,20 @@ export function freePort(): number {
   listener.close();
   return port;
 }
+
+/** Where a command is on PATH (or in /usr/sbin, /sbin), if anywhere. */
+export function commandPath(name: string): string | undefined {
+  for (
+    const dir of (Deno.env.get("PATH") ?? "").split(":").concat([
+      "/usr/sbin",
+      "/sbin",
+    ])
+  ) {
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}

@@ -13,11 +13,13 @@ import {
   PortTaken,
   PROJECT_DIR,
   rawRequest,
-  run,
   saysPortTaken,
+  STACK_UID,
   stackCommand,
+  stackExit,
   startStack,
   stdoutOf,
+  supervisorPid,
   until,
   withStack,
 } from "./test_util.ts";
@@ -42,16 +44,6 @@ async function probeFrom(port: number, source = "127.0.0.2") {
     `http://127.0.0.1:${port}/healthz`,
   ]);
   return out === "200";
-}
-
-/** The exit code, or -1 after `ms` (then the process is killed). */
-async function exitCode(child: Deno.ChildProcess, ms = 20_000) {
-  const code = await Promise.race([
-    child.status.then((s) => s.code),
-    sleep(ms).then(() => -1),
-  ]);
-  if (code === -1) child.kill("SIGTERM");
-  return code;
 }
 
 Deno.test({
@@ -134,8 +126,8 @@ Deno.test({
  * Starts the stack with stdout piped but not read (or read by the test);
  * stderr is the caller's to read.
  */
-function rawStack(port: number, runtimeDir: string, env = {}) {
-  const { cmd, args, ...opts } = stackCommand(port, runtimeDir, { env });
+async function rawStack(port: number, runtimeDir: string, env = {}) {
+  const { cmd, args, ...opts } = await stackCommand(port, runtimeDir, { env });
   return new Deno.Command(cmd, {
     args,
     cwd: opts.cwd ?? PROJECT_DIR,
@@ -170,7 +162,7 @@ function rawStackUp(
   const runtimeDir = `${base}/run`;
   const pidFile = runtimeLayout(runtimeDir).nginxPid;
   return onFreePort(async (port) => {
-    const child = rawStack(port, runtimeDir, env);
+    const child = await rawStack(port, runtimeDir, env);
     const [stderr, mine] = child.stderr.tee();
     const lines: string[] = [];
     const read = collectLines(mine, lines);
@@ -331,19 +323,6 @@ async function killLeftovers(runtimeDir: string): Promise<void> {
   }
 }
 
-/** The supervisor's pid: the deno process that runs stack.ts for `dir`. */
-async function supervisorPid(task: Deno.ChildProcess): Promise<number> {
-  const out = await stdoutOf("pgrep", [
-    "-P",
-    String(task.pid),
-    "-f",
-    "stack.ts",
-  ]);
-  const pid = Number(out.trim());
-  assert.ok(pid > 0, "the supervisor runs");
-  return pid;
-}
-
 Deno.test({
   name: "when the supervisor is killed (-9), nginx and the workers stop too",
   ignore: !ready,
@@ -390,24 +369,16 @@ Deno.test({
     "a start over a worker that still answers in RUNTIME_DIR refuses with one line and exit 2",
   ignore: !ready,
   fn: async () => {
-    const runtimeDir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
-    await Deno.mkdir(`${runtimeDir}/sockets`);
+    const runtimeDir = await openTempDir("ip-timestamp-test-");
+    await Deno.mkdir(`${runtimeDir}/sockets`, { mode: 0o700 });
+    await Deno.chown(`${runtimeDir}/sockets`, STACK_UID, STACK_UID);
     const socket = workerSocket(runtimeDir, 0);
     const leftover = denoTask("start", { SOCKET: socket });
     try {
       await leftover.waitFor(/"msg":"listening"/);
-      // PORT is checked first: a port taken meanwhile is retried on another.
-      const { proc, code } = await onFreePort(async (port) => {
-        const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-          env: { PORT: String(port), RUNTIME_DIR: runtimeDir },
-        });
-        const code = await exitCode(proc.child);
-        await proc.drained;
-        if (saysPortTaken(proc.stderr)) {
-          throw new PortTaken(proc.stderr.join("\n"));
-        }
-        return { proc, code };
-      });
+      // The stack's user may connect to it (as root, the stack is nobody).
+      await Deno.chmod(socket, 0o666);
+      const { proc, code } = await stackExit({ RUNTIME_DIR: runtimeDir });
       assert.equal(code, 2);
       assert.deepEqual(proc.stdout, []);
       assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
@@ -427,13 +398,14 @@ Deno.test({
   ignore: !ready,
   fn: () =>
     withStack({}, async (stack) => {
-      const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
-      const second = run(Deno.execPath(), ["task", "-q", "stack"], {
-        env: { PORT: String(stack.port), RUNTIME_DIR: dir, WORKERS: "1" },
-      });
+      const dir = await openTempDir("ip-timestamp-test-");
       try {
-        assert.equal(await exitCode(second.child), 2);
-        await second.drained;
+        const { proc: second, code } = await stackExit({
+          PORT: String(stack.port),
+          RUNTIME_DIR: `${dir}/run`,
+          WORKERS: "1",
+        });
+        assert.equal(code, 2);
         assert.deepEqual(second.stdout, []);
         assert.equal(second.stderr.length, 1, second.stderr.join("\n"));
         assert.match(
@@ -467,19 +439,14 @@ Deno.test({
   fn: async () => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
-    const dir = await Deno.makeTempDir({ prefix: "ip-timestamp-test-" });
     try {
-      const proc = run(Deno.execPath(), ["task", "-q", "stack"], {
-        env: { PORT: String(port), RUNTIME_DIR: dir },
-      });
-      assert.equal(await exitCode(proc.child), 2);
-      await proc.drained;
+      const { proc, code } = await stackExit({ PORT: String(port) });
+      assert.equal(code, 2);
       assert.deepEqual(proc.stdout, []);
       assert.equal(proc.stderr.length, 1, proc.stderr.join("\n"));
       assert.match(proc.stderr[0], new RegExp(`Invalid PORT ${port}`));
     } finally {
       listener.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -1,7 +1,7 @@
 // The stack's logs under a flood of refused requests, and when a worker
 // dies: through a real stack, as an operator reads them.
 import assert from "node:assert/strict";
-import { bundleWorker } from "../stack/worker_bundle.ts";
+import { bundle } from "../tasks/bundle.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import {
   needs,
@@ -122,7 +122,7 @@ Deno.test({
 // that throws does: an uncaught error on SIGUSR1.
 async function crashingBundle(dir: string): Promise<string> {
   const path = `${dir}/worker.js`;
-  assert.equal(await bundleWorker(path, `${dir}/geo.mmdb`), undefined);
+  await bundle(dir, `${dir}/geo.mmdb`);
   await Deno.writeTextFile(
     path,
     'Deno.addSignalListener("SIGUSR1", () => { throw new Error("boom"); });\n' +
@@ -138,12 +138,8 @@ Deno.test({
   fn: () =>
     withTempDir(async (dir) => {
       await Deno.chmod(dir, 0o755);
-      const bundle = await crashingBundle(dir);
-      await withStack({ WORKER_BUNDLE: bundle }, async (s) => {
-        // As root the workers run a copy of it, in the runtime directory.
-        const program = Deno.uid() === 0
-          ? runtimeLayout(s.runtimeDir).workerScript
-          : bundle;
+      const program = await crashingBundle(dir);
+      await withStack({ WORKER_BUNDLE: program }, async (s) => {
         const pid = Number(
           (await stdoutOf("pgrep", ["-f", ` ${program}$`])).trim().split(
             "\n",

@@ -13,11 +13,13 @@ import {
   type Running,
   saysPortTaken,
   type Stack,
+  STACK_UID,
   stackCommand,
   stackExit,
   staleSocket,
   startStack,
   stdoutOf,
+  supervisorPid,
   withStack,
 } from "./test_util.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
@@ -27,7 +29,7 @@ import {
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
 import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
-import { bundleWorker } from "../stack/worker_bundle.ts";
+import { bundle } from "../tasks/bundle.ts";
 import { wrk } from "../testing/wrk.ts";
 import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
@@ -525,13 +527,7 @@ Deno.test({
     const first = await startStack();
     try {
       // A crash: the supervisor killed outright leaves its directory.
-      const supervisor = await stdoutOf("pgrep", [
-        "-P",
-        String(first.child.pid),
-        "-f",
-        "stack.ts",
-      ]);
-      Deno.kill(Number(supervisor.trim()), "SIGKILL");
+      Deno.kill(await supervisorPid(first.child), "SIGKILL");
       await first.child.status;
       await first.drained;
       // Its children die with it; then a socket nobody listens on.
@@ -570,46 +566,38 @@ function assertRefused(
 Deno.test({
   name:
     "a planted runtime directory is refused: no link followed, nothing chowned",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready,
   fn: async () => {
     const base = await openTempDir("ip-timestamp-planted-");
+    const mine = (path: string) => Deno.chown(path, STACK_UID, STACK_UID);
     try {
       const victim = `${base}/victim.conf`;
       await Deno.writeTextFile(victim, "keep me");
-      const victimDir = `${base}/victim-dir`;
-      await Deno.mkdir(victimDir, { mode: 0o700 });
-      // Made by nobody before the stack's first start, as anyone can in /tmp.
+      // Made by another user before the stack's first start, as anyone can
+      // in /tmp (only root can make one of another user's here).
       const planted = `${base}/run`;
       await Deno.mkdir(`${planted}/public`, { recursive: true });
       await Deno.symlink(victim, `${planted}/nginx.conf`);
-      await Deno.symlink(victimDir, `${planted}/public/static`);
-      await Deno.chown(`${planted}/public`, 65534, 65534);
-      await Deno.chown(planted, 65534, 65534);
-      // One of root's own with a directory where the stack writes a file.
+      await Deno.chown(planted, 4242, 4242).catch(() => {});
+      // One of the stack's own user, with a directory where it writes a file.
       const own = `${base}/own`;
-      await Deno.mkdir(`${own}/worker.js`, { recursive: true, mode: 0o755 });
+      await Deno.mkdir(`${own}/nginx.conf`, { recursive: true, mode: 0o755 });
       await Deno.chmod(own, 0o755);
+      await mine(own);
       // And a shared directory, writable by all like /tmp.
       const shared = `${base}/shared`;
       await Deno.mkdir(shared);
       await Deno.chmod(shared, 0o1777);
-      for (const dir of [planted, own, shared, "/tmp"]) {
+      const dirs = [own, shared, "/tmp"];
+      if (Deno.uid() === 0) dirs.push(planted);
+      for (const dir of dirs) {
         assertRefused(await stackExit({ RUNTIME_DIR: dir }), "RUNTIME_DIR");
       }
       assert.equal(await Deno.readTextFile(victim), "keep me");
-      const info = await Deno.stat(victimDir);
-      assert.deepEqual([info.uid, info.gid, info.mode! & 0o7777], [
-        0,
-        0,
-        0o700,
-      ]);
-      assert.deepEqual([...Deno.readDirSync(victimDir)], []);
-      const plantedInfo = await Deno.stat(planted);
-      assert.deepEqual([plantedInfo.uid, plantedInfo.gid], [65534, 65534]);
       assert.equal((await Deno.stat(shared)).mode! & 0o7777, 0o1777);
       assert.deepEqual([...Deno.readDirSync(shared)], []);
       assert.deepEqual([...Deno.readDirSync(own)].map((e) => e.name), [
-        "worker.js",
+        "nginx.conf",
       ]);
     } finally {
       await Deno.remove(base, { recursive: true });
@@ -618,48 +606,31 @@ Deno.test({
 });
 
 Deno.test({
-  name: "the workers' sockets are closed to nobody and nogroup, open to nginx",
+  name: "the workers' sockets are closed to every other user",
   ignore: !ready || Deno.uid() !== 0 || !needs("runuser"),
   fn: () =>
     withStack({}, async (stack) => {
       const socket = workerSocket(stack.runtimeDir, 0);
-      // Whoever runs as nobody or in nogroup cannot reach a worker, and so
-      // cannot tell it a client address.
-      for (const group of ["nogroup", "nobody"]) {
-        const out = await new Deno.Command("runuser", {
-          args: [
-            "-u",
-            "nobody",
-            "-g",
-            group,
-            "--",
-            "curl",
-            "-sS",
-            "--unix-socket",
-            socket,
-            "-H",
-            "X-Real-IP: 6.6.6.6",
-            "http://x/ip",
-          ],
-          stdout: "piped",
-          stderr: "null",
-        }).output().catch(() => undefined);
-        if (out === undefined) continue; // No such group here.
-        assert.equal(new TextDecoder().decode(out.stdout), "", group);
-        assert.notEqual(out.code, 0);
-      }
-      // nginx's workers run as the stack's own account, which alone may.
-      const master = (await Deno.readTextFile(
-        runtimeLayout(stack.runtimeDir).nginxPid,
-      )).trim();
-      const users = (await stdoutOf("ps", [
-        "--ppid",
-        master,
-        "-o",
-        "user:32=",
-      ])).trim().split("\n").map((u) => u.trim());
-      assert.ok(users.length >= 1);
-      assert.ok(users.every((u) => u === "ip-timestamp"), users.join(","));
+      // Whoever runs as another user cannot reach a worker, and so cannot
+      // tell it a client address.
+      const out = await new Deno.Command("runuser", {
+        args: [
+          "-u",
+          "daemon",
+          "--",
+          "curl",
+          "-sS",
+          "--unix-socket",
+          socket,
+          "-H",
+          "X-Real-IP: 6.6.6.6",
+          "http://x/ip",
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      assert.equal(new TextDecoder().decode(out.stdout), "");
+      assert.notEqual(out.code, 0);
       assert.equal(
         await (await fetch(`${stack.url}/ip`)).text(),
         "127.0.0.1\n",
@@ -672,9 +643,16 @@ Deno.test({
   ignore: !ready || Deno.uid() !== 0,
   fn: async () => {
     const mount = await openTempDir("ip-timestamp-full-");
-    // Room for nginx.conf and the static files, not for the workers' program.
+    // Room for nginx.conf, not for all the static files.
     const mounted = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", mount],
+      args: [
+        "-t",
+        "tmpfs",
+        "-o",
+        `size=16k,mode=0755,uid=${STACK_UID},gid=${STACK_UID}`,
+        "tmpfs",
+        mount,
+      ],
     }).output();
     assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
     try {
@@ -748,33 +726,22 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "a stack given a prebuilt WORKER_BUNDLE runs it and bundles nothing at start",
+  name: "a stack given a prebuilt WORKER_BUNDLE runs it, as the image does",
   ignore: !ready,
   fn: async () => {
-    // As the image ships it: main.ts bundled once, outside the runtime dir.
-    // Where the stack's account may read it and its database (as root).
+    // As the image ships it: main.ts bundled once (tasks/bundle.ts).
     const dir = await openTempDir("ip-timestamp-bundle-");
-    const bundle = `${dir}/worker.js`;
+    const program = `${dir}/app/worker.js`;
     try {
-      assert.equal(await bundleWorker(bundle, `${dir}/geo.mmdb`), undefined);
-      // A mark that a bundle built at start would not have.
+      await bundle(`${dir}/app`, `${dir}/app/geo.mmdb`);
+      // A mark that the bundle the tests' root stacks run lacks.
       const mark = "\n// the prebuilt bundle\n";
-      await Deno.writeTextFile(bundle, mark, { append: true });
-      await withStack({ WORKER_BUNDLE: bundle }, async (stack) => {
+      await Deno.writeTextFile(program, mark, { append: true });
+      await withStack({ WORKER_BUNDLE: program }, async (stack) => {
         const answer = await (await fetch(`${stack.url}/`)).json();
         assert.deepEqual(Object.keys(answer), ["timestamp", "ip"]);
-        // As root the workers run as the stack's account, which may not
-        // read the bundle where it is: they run a copy of it.
-        const program = Deno.uid() === 0
-          ? runtimeLayout(stack.runtimeDir).workerScript
-          : bundle;
         const workers = await stdoutOf("pgrep", ["-fc", ` ${program}$`]);
         assert.equal(workers.trim(), "2", "both workers run the bundle");
-        assert.ok(
-          (await Deno.readTextFile(program)).endsWith(mark),
-          "the bundle given, not one built at start",
-        );
       });
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -816,13 +783,16 @@ Deno.test({
     ) {
       assertRefused(await stackExit(env), setting);
     }
-    // Without nginx on PATH: how to get it, and exit 2.
+    // Without nginx on PATH: how to get it, and exit 2. (`deno task stack`
+    // would add /usr/sbin to PATH.)
     const flags =
       (await stdoutOf(Deno.execPath(), ["task", "-q", "flags", "stack"]))
         .trim().split(" ");
-    const proc = run(Deno.execPath(), ["run", ...flags, "stack.ts"], {
-      env: { PATH: "/nonexistent" },
-    });
+    const proc = Deno.uid() !== STACK_UID
+      ? (await stackExit({ PATH: "/nonexistent" })).proc
+      : run(Deno.execPath(), ["run", ...flags, "stack.ts"], {
+        env: { PATH: "/nonexistent" },
+      });
     assert.equal((await proc.child.status).code, 2);
     await proc.drained;
     // One line, the supervisor's, saying what to install.
@@ -891,20 +861,8 @@ async function readOnlyCopy(
     "--frozen",
     "main.ts",
     "stack.ts",
-    "stack/permissions.ts",
+    "tasks/flags.ts",
   ], { cwd: app, env: { DENO_DIR: denoDir } });
-  // As the image's build stage does: esbuild, which bundles the workers.
-  await mustRun(Deno.execPath(), [
-    "bundle",
-    "--frozen",
-    "--quiet",
-    "--output",
-    "/dev/null",
-    "main.ts",
-  ], {
-    cwd: app,
-    env: { DENO_DIR: denoDir },
-  });
   await mustRun("chmod", ["-R", "a+rX,go-w", base]);
   const marker = `${base}/marker`;
   await Deno.writeTextFile(marker, "");
@@ -917,7 +875,7 @@ async function readOnlyCopy(
 async function asUser(user: string, base: string, runtimeDir: string) {
   const { app, denoDir, marker } = await readOnlyCopy(base);
   const { proc, port } = await onFreePort(async (port) => {
-    const proc = startAsUser(user, app, denoDir, port, runtimeDir);
+    const proc = await startAsUser(user, app, denoDir, port, runtimeDir);
     try {
       await proc.waitFor(/"msg":"ready"/, 30_000);
       return { proc, port };
@@ -959,14 +917,14 @@ async function asUser(user: string, base: string, runtimeDir: string) {
 }
 
 /** `deno task stack` run by `user` in `app`, on `port`. */
-function startAsUser(
+async function startAsUser(
   user: string,
   app: string,
   denoDir: string,
   port: number,
   runtimeDir: string,
-): Running {
-  const { cmd, args, ...opts } = stackCommand(port, runtimeDir, {
+): Promise<Running> {
+  const { cmd, args, ...opts } = await stackCommand(port, runtimeDir, {
     via: ["runuser", "-u", user, "--"],
     cwd: app,
     env: {

@@ -3,11 +3,18 @@
  *
  * @module
  */
-import { freePort, PROJECT_DIR } from "../testing/net.ts";
+import { commandPath, freePort, PROJECT_DIR } from "../testing/net.ts";
 import { STATIC_FILES } from "../service/static_files.ts";
+import {
+  asStackUser,
+  giveToStackUser,
+  STACK_UID,
+} from "../testing/stack_command.ts";
+
+export { STACK_UID };
 
 // The bench starts servers the same way (testing/net.ts).
-export { freePort, PROJECT_DIR };
+export { commandPath, freePort, PROJECT_DIR };
 
 // A port from freePort is free only until someone binds it: start servers
 // through onFreePort.
@@ -64,12 +71,13 @@ export async function listening(
 }
 
 /**
- * A temporary directory that nginx's workers may pass through (as root
- * they run as another user), for a runtime directory the stack creates.
+ * A temporary directory for a runtime directory the stack creates: the
+ * stack's user may write in it.
  */
 export async function openTempDir(prefix: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix });
   await Deno.chmod(dir, 0o755);
+  await giveToStackUser(dir);
   return dir;
 }
 
@@ -83,23 +91,6 @@ export async function withTempDir<T>(
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-}
-
-/** Where a command is on PATH (or in /usr/sbin, /sbin), if anywhere. */
-export function commandPath(name: string): string | undefined {
-  for (
-    const dir of (Deno.env.get("PATH") ?? "").split(":").concat([
-      "/usr/sbin",
-      "/sbin",
-    ])
-  ) {
-    try {
-      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
 }
 
 /** Whether a command can be run. */
@@ -286,18 +277,21 @@ export interface Launch {
 }
 
 /**
- * The one way every test starts `deno task stack`: the command, its
- * arguments, environment and directory for a stack on `port` whose
- * runtime directory is `runtimeDir`. {@linkcode startStack} waits for its
+ * The one way every test starts the stack: the command, its arguments,
+ * environment and directory for a stack on `port` whose runtime directory
+ * is `runtimeDir`: `deno task stack`, or as root the image's command as
+ * `nobody` ({@linkcode STACK_UID}). {@linkcode startStack} waits for its
  * ready line, {@linkcode stackExit} for its exit; a test that must read
  * stdout itself spawns it.
  */
-export function stackCommand(
+export async function stackCommand(
   port: number,
   runtimeDir: string,
   launch: Launch = {},
-): { cmd: string; args: string[]; env: Record<string, string>; cwd?: string } {
-  const env = {
+): Promise<
+  { cmd: string; args: string[]; env: Record<string, string>; cwd?: string }
+> {
+  const env: Record<string, string> = {
     PORT: String(port),
     RUNTIME_DIR: runtimeDir,
     WORKERS: "2",
@@ -305,9 +299,10 @@ export function stackCommand(
     ...launch.env,
   };
   const task = [Deno.execPath(), "task", "-q", "stack"];
-  if (!launch.via) {
+  if (!launch.via && STACK_UID === Deno.uid()) {
     return { cmd: task[0], args: task.slice(1), env, cwd: launch.cwd };
   }
+  if (!launch.via) return { ...await asStackUser(env), cwd: launch.cwd };
   const settings = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   return {
     cmd: launch.via[0],
@@ -326,7 +321,7 @@ export async function stackExit(env: Record<string, string>) {
   const base = await openTempDir("ip-timestamp-test-");
   try {
     return await onFreePort(async (port) => {
-      const { cmd, args, ...opts } = stackCommand(port, `${base}/run`, {
+      const { cmd, args, ...opts } = await stackCommand(port, `${base}/run`, {
         env: { WORKERS: "", RATE_LIMIT: "", ...env },
       });
       const proc = run(cmd, args, opts);
@@ -343,6 +338,18 @@ export async function stackExit(env: Record<string, string>) {
   } finally {
     await Deno.remove(base, { recursive: true });
   }
+}
+
+/**
+ * The supervisor's pid: the process {@linkcode stackCommand} started
+ * itself as root, else the deno process `deno task stack` runs.
+ */
+export async function supervisorPid(task: Deno.ChildProcess): Promise<number> {
+  if (STACK_UID !== Deno.uid()) return task.pid;
+  const out = await stdoutOf("pgrep", ["-P", String(task.pid), "-f", "stack"]);
+  const pid = Number(out.trim());
+  if (!(pid > 0)) throw new Error("the supervisor does not run");
+  return pid;
 }
 
 /** A stack on a fresh port and runtime directory. */
@@ -391,11 +398,12 @@ export async function startStack(
     dir: options.tempRoot,
   });
   await Deno.chmod(base, 0o755);
+  await giveToStackUser(base);
   const ports = options.ports ?? freePort;
   const fixed = typeof env === "function" ? undefined : env;
   const runtimeDir = fixed?.RUNTIME_DIR ?? `${base}/run`;
   const start = async (port: number): Promise<Stack> => {
-    const { cmd, args, ...opts } = stackCommand(port, runtimeDir, {
+    const { cmd, args, ...opts } = await stackCommand(port, runtimeDir, {
       env: typeof env === "function" ? env(port) : env,
     });
     const running = run(cmd, args, opts);
