@@ -12,7 +12,9 @@ import { COMMON_HEADERS } from "./service/common_headers.ts";
 import {
   ConfigError,
   DEFAULTS,
+  type EnvReader,
   loadServiceConfig,
+  SERVICE_ENV,
   type ServiceConfig,
 } from "./service/config.ts";
 import { createLogger, type Logger } from "./service/log.ts";
@@ -80,20 +82,33 @@ export async function serve(
       });
     },
   };
-  if (config.socket) {
-    await clearStaleSocket(config.socket);
-    const server = Deno.serve({ ...common, path: config.socket }, app.fetch);
-    // Only the service's user and group (nginx) may connect.
-    await Deno.chmod(config.socket, 0o660);
+  try {
+    const server = config.socket
+      ? await serveSocket(config.socket, common, app.fetch)
+      : listenTcp(
+        config,
+        (hostname) =>
+          Deno.serve({ ...common, hostname, port: config.port }, app.fetch),
+      );
     logger.info("listening", { address: server.addr, version: VERSION });
     return server;
+  } catch (err) {
+    const message = err instanceof ConfigError
+      ? undefined
+      : listenError(err, config);
+    throw message === undefined ? err : new ConfigError(message);
   }
-  const server = listenTcp(
-    config,
-    (hostname) =>
-      Deno.serve({ ...common, hostname, port: config.port }, app.fetch),
-  );
-  logger.info("listening", { address: server.addr, version: VERSION });
+}
+
+async function serveSocket(
+  path: string,
+  options: Deno.ServeOptions,
+  handler: Deno.ServeHandler,
+): Promise<Deno.HttpServer<Deno.Addr>> {
+  await clearStaleSocket(path);
+  const server = Deno.serve({ ...options, path }, handler);
+  // Only the service's user and group (nginx) may connect.
+  await Deno.chmod(path, 0o660);
   return server;
 }
 
@@ -150,28 +165,45 @@ function listenError(err: unknown, config: ServiceConfig): string | undefined {
     : undefined;
 }
 
-async function main(): Promise<void> {
-  let config: ServiceConfig;
-  try {
-    config = loadServiceConfig((name) => Deno.env.get(name));
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    createLogger("error").error(err.message);
-    Deno.exit(2);
-  }
-  const logger = createLogger(config.logLevel);
-  let server: Deno.HttpServer<Deno.Addr>;
-  try {
-    server = await serve(config, logger);
-  } catch (err) {
-    const message = err instanceof ConfigError
-      ? err.message
-      : listenError(err, config);
-    if (message === undefined) throw err;
-    logger.error(message);
-    Deno.exit(2);
-  }
+const USAGE = `ip-timestamp ${VERSION}: the current UTC time and the caller's IP
+address over HTTP. Usage: deno task start (or dev), or the executable.
+Settings (environment): ${SERVICE_ENV.join(" ")}
+Docs: README.md. Stops on SIGTERM or SIGINT, after draining.`;
 
+/**
+ * The whole run as an exit code, as go-httpbin's `mainImpl`: `--help` and
+ * `--version` print and end with 0, a {@linkcode ConfigError} is one line
+ * and 2, anything else 1, a clean stop 0.
+ */
+export async function run(args: string[], env: EnvReader): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.includes("--version")) {
+    console.log(VERSION);
+    return 0;
+  }
+  let logger = createLogger("error");
+  try {
+    const config = loadServiceConfig(env);
+    logger = createLogger(config.logLevel);
+    return await serveUntilStopped(await serve(config, logger), config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) logger.error(err.message, err.fields);
+    else logger.error("the service failed", { error: String(err) });
+    return err instanceof ConfigError ? 2 : 1;
+  }
+}
+
+// Serves until SIGTERM or SIGINT, then drains: 0, or 1 when draining takes
+// longer than it may.
+function serveUntilStopped(
+  server: Deno.HttpServer<Deno.Addr>,
+  config: ServiceConfig,
+  logger: Logger,
+): Promise<number> {
+  const { promise, resolve: exit } = Promise.withResolvers<number>();
   let stopping = false;
   async function stop(signal: Deno.Signal): Promise<void> {
     if (stopping) return;
@@ -181,13 +213,13 @@ async function main(): Promise<void> {
       logger.error("draining took too long; exiting", {
         seconds: DEFAULTS.drainSeconds,
       });
-      Deno.exit(1);
+      exit(1);
     }, DEFAULTS.drainSeconds * 1000);
     await server.shutdown();
     if (config.socket) await Deno.remove(config.socket).catch(() => {});
     clearTimeout(deadline);
     logger.info("stopped");
-    Deno.exit(0);
+    exit(0);
   }
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     try {
@@ -196,13 +228,20 @@ async function main(): Promise<void> {
       // Windows has no SIGTERM; Ctrl+C still arrives as SIGINT there.
     }
   }
-  // Bounded: each round waits for the server to fail again.
-  for (let delay = 100;; delay = Math.min(delay * 2, 2000)) {
-    const failed = await server.finished.then(() => undefined, (err) => err);
-    if (failed === undefined || stopping) return;
-    if (!OUT_OF_DESCRIPTORS.test(String(failed))) throw failed;
-    server = await serveAgain(server, config, logger, delay);
-  }
+  (async () => {
+    // Bounded: each round waits for the server to fail again.
+    for (let delay = 100;; delay = Math.min(delay * 2, 2000)) {
+      const failed = await server.finished.then(() => undefined, (err) => err);
+      if (stopping) return;
+      if (failed === undefined) return exit(0);
+      if (!OUT_OF_DESCRIPTORS.test(String(failed))) {
+        logger.error("the service failed", { error: String(failed) });
+        return exit(1);
+      }
+      server = await serveAgain(server, config, logger, delay);
+    }
+  })();
+  return promise;
 }
 
 // Deno.serve has no timeout for headers that never finish
@@ -236,4 +275,4 @@ async function serveAgain(
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) Deno.exit(await run(Deno.args, (n) => Deno.env.get(n)));
