@@ -12,12 +12,11 @@ import {
   PROJECT_DIR,
   type Server,
   sleep,
-  spawn,
+  spawnStack,
   startNginx,
   startStack,
   startTcp,
   stopper,
-  tempDir,
   waitHttp,
   WORKERS,
 } from "./servers.ts";
@@ -146,15 +145,9 @@ async function startupMs(): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const port = freePort();
-    // Created by the stack, in a directory nginx's workers may pass through.
-    const base = await tempDir("bench-startup-");
-    await Deno.chmod(base, 0o755);
-    const runtimeDir = `${base}/run`;
     const started = performance.now();
-    const child = spawn(Deno.execPath(), ["task", "-q", "stack"], {
+    const { child } = await spawnStack("bench-startup-", {
       PORT: String(port),
-      RUNTIME_DIR: runtimeDir,
-      RATE_LIMIT: "0",
     });
     await waitHttp(`http://127.0.0.1:${port}/healthz`, 5_000);
     times.push(performance.now() - started);

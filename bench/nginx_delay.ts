@@ -9,7 +9,7 @@
  * @module
  */
 import { workerSocket } from "../stack/runtime_dir.ts";
-import { freePort, spawn, stopper, waitHttp } from "./servers.ts";
+import { cleanUp, freePort, spawnStack, stopper, waitHttp } from "./servers.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 3000);
 const WARMUP = 300;
@@ -34,20 +34,11 @@ function percentile(values: number[], p: number): number {
 
 // One worker, so that both paths reach the same process.
 const port = freePort();
-// The stack creates its runtime directory itself (one made here would be
-// refused: nginx's workers could not enter it), in a directory they may
-// pass through.
-const base = await Deno.makeTempDir({ prefix: "bench-delay-" });
-await Deno.chmod(base, 0o755);
-const runtimeDir = `${base}/run`;
-const stop = stopper(
-  spawn(Deno.execPath(), ["task", "-q", "stack"], {
-    PORT: String(port),
-    RUNTIME_DIR: runtimeDir,
-    RATE_LIMIT: "0",
-    WORKERS: "1",
-  }),
-);
+const { child, runtimeDir } = await spawnStack("bench-delay-", {
+  PORT: String(port),
+  WORKERS: "1",
+});
+const stop = stopper(child);
 const stack = { url: `http://127.0.0.1:${port}` };
 const client = Deno.createHttpClient({
   proxy: { transport: "unix", path: workerSocket(runtimeDir, 0) },
@@ -80,5 +71,5 @@ try {
 } finally {
   client.close();
   await stop();
-  await Deno.remove(base, { recursive: true });
+  await cleanUp();
 }

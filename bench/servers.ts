@@ -132,6 +132,28 @@ export function stopper(
 }
 
 /**
+ * The stack with these settings, no rate limit, and a runtime directory of
+ * its own under a fresh directory named `prefix`: `deno task stack`, or as
+ * root the image's command as another user (testing/stack_command.ts).
+ */
+export async function spawnStack(
+  prefix: string,
+  env: Record<string, string>,
+): Promise<{ child: Deno.ChildProcess; runtimeDir: string }> {
+  // The stack creates its runtime directory itself, where its user may.
+  const base = await tempDir(prefix);
+  await Deno.chmod(base, 0o755);
+  await giveToStackUser(base);
+  const runtimeDir = `${base}/run`;
+  const settings = { RUNTIME_DIR: runtimeDir, RATE_LIMIT: "0", ...env };
+  const root = STACK_UID !== Deno.uid() && await asStackUser(settings);
+  const child = root
+    ? spawn(root.cmd, root.args, root.env)
+    : spawn(Deno.execPath(), ["task", "-q", "stack"], settings);
+  return { child, runtimeDir };
+}
+
+/**
  * `deno task stack` on a free port and a fresh runtime directory, with
  * extra settings (`TRUSTED_PROXIES` for the many-clients soak).
  */
@@ -139,22 +161,10 @@ export async function startStack(
   env: Record<string, string> = {},
 ): Promise<Server> {
   const port = freePort();
-  // The stack creates its runtime directory itself, where its user may.
-  const base = await tempDir("bench-stack-");
-  await Deno.chmod(base, 0o755);
-  await giveToStackUser(base);
-  const runtimeDir = `${base}/run`;
-  const settings = {
+  const { child, runtimeDir } = await spawnStack("bench-stack-", {
     PORT: String(port),
-    RUNTIME_DIR: runtimeDir,
-    RATE_LIMIT: "0",
     ...env,
-  };
-  // As root the stack runs as another user (testing/stack_command.ts).
-  const root = STACK_UID !== Deno.uid() && await asStackUser(settings);
-  const child = root
-    ? spawn(root.cmd, root.args, root.env)
-    : spawn(Deno.execPath(), ["task", "-q", "stack"], settings);
+  });
   await waitHttp(`http://127.0.0.1:${port}/healthz`);
   const sockets = runtimeLayout(runtimeDir).sockets;
   return {

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { ConfigError, DEFAULTS, loadServiceConfig } from "./config.ts";
 import { loadStackConfig } from "../stack/stack_config.ts";
 
-const env = (vars: Record<string, string>) => (name: string) => vars[name];
+// Every real process has a HOME, where the stack's RUNTIME_DIR defaults to.
+const env = (vars: Record<string, string>) => (name: string) =>
+  ({ HOME: "/home/ann", ...vars })[name];
 
 Deno.test("defaults apply when nothing is set", () => {
   const service = loadServiceConfig(env({}));
