@@ -112,7 +112,7 @@ async function bundleAsTheImage(dir: string): Promise<void> {
 Deno.test({
   name:
     "the unit's command serves from the installed bundles as an ordinary user, and leaves its runtime directory empty",
-  ignore: !needs("nginx", "setpriv"),
+  ignore: !needs("nginx", "setpriv", "pgrep"),
   fn: async () => {
     const dir = await openTempDir("ip-timestamp-unit-");
     try {
