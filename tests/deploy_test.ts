@@ -10,6 +10,7 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import denoJson from "../deno.json" with { type: "json" };
 import { ROUTES } from "../service/app.ts";
 import { REQUEST_ID_PATTERN } from "../service/answer.ts";
@@ -49,6 +50,7 @@ Deno.test("every Kubernetes manifest is valid against the Kubernetes schemas", (
     Service,
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
+    Ingress,
   };
   assert.deepEqual(
     manifests.map((m) => m.kind).sort(),
@@ -74,6 +76,33 @@ Deno.test("the port agrees across stack, manifests and Service", () => {
     byKind("HorizontalPodAutoscaler").spec.scaleTargetRef.name,
     deployment.metadata.name,
   );
+});
+
+Deno.test("kustomize applies every manifest in deploy/", () => {
+  const files = Array.from(Deno.readDirSync(new URL("./deploy/", ROOT)))
+    .map((e) => e.name).filter((n) =>
+      n.endsWith(".yaml") && n !== "kustomization.yaml"
+    );
+  assert.deepEqual(
+    parse(read("./deploy/kustomization.yaml")).resources.sort(),
+    files.sort(),
+  );
+});
+
+Deno.test("the Ingress serves every host it routes over TLS, to the Service's port", () => {
+  const ingress = byKind("Ingress");
+  const service = byKind("Service");
+  const tlsHosts = ingress.spec.tls.flatMap((t: { hosts: string[] }) =>
+    t.hosts
+  );
+  for (const rule of ingress.spec.rules) {
+    assert.ok(tlsHosts.includes(rule.host), `${rule.host} has a certificate`);
+    for (const { backend } of rule.http.paths) {
+      assert.equal(backend.service.name, service.metadata.name);
+      assert.equal(backend.service.port.name, service.spec.ports[0].name);
+    }
+  }
+  for (const tls of ingress.spec.tls) assert.ok(tls.secretName);
 });
 
 Deno.test("every probe asks the stack's /healthz", () => {

@@ -24,9 +24,9 @@ export class PortTaken extends Error {
   override name = "PortTaken";
 }
 
-/** Whether a process's output says its port was in use. */
+/** Whether a process's output says its port was in use (Go: lower case). */
 export function saysPortTaken(lines: string[]): boolean {
-  return lines.some((l) => /address is in use|Address already in use/.test(l));
+  return lines.some((l) => /address (is|already) in use/i.test(l));
 }
 
 /**
