@@ -91,10 +91,10 @@ Deno.test("systemd stops the unit as the stack drains and restarts it only when 
  * `dir`/app, its country database into `dir`/data.
  */
 async function bundleAsTheImage(dir: string): Promise<void> {
-  const step = dockerfile.match(/^RUN (deno bundle (?:.*\\\n)*.*)$/m)![1];
+  const step =
+    dockerfile.match(/^RUN (deno run .* tasks\/bundle\.ts .*)$/m)![1];
   const script = step.replaceAll("/usr/share/ip-timestamp/", `${dir}/data/`)
-    .replaceAll(" /data", ` ${dir}/data`)
-    .replaceAll(" /app/", ` ${dir}/app/`);
+    .replaceAll(" /app ", ` ${dir}/app `);
   assert.doesNotMatch(script, / \/(app|data)\b|\/usr\/share/, script);
   const info = JSON.parse(
     await stdoutOf(Deno.execPath(), ["info", "--json"]),
