@@ -56,7 +56,7 @@ EXPOSE 8080
 # Through nginx to a worker, like a client, for about 2 ms of CPU: bash's
 # /dev/tcp, not a Deno runtime per check (docs/container.md).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/$PORT && printf 'GET /healthz HTTP/1.1\\r\\nHost: healthcheck\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 3 status <&3 && [[ $status == 'HTTP/1.1 200 '* ]]"]
+  CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/$PORT && printf 'GET /livez HTTP/1.1\\r\\nHost: healthcheck\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 3 status <&3 && [[ $status == 'HTTP/1.1 200 '* ]]"]
 # The supervisor drains nginx, then the workers, on SIGTERM.
 STOPSIGNAL SIGTERM
 USER ip-timestamp:ip-timestamp

@@ -8,6 +8,11 @@
  */
 import meta from "./deno.json" with { type: "json" };
 import { createApp } from "./service/app.ts";
+import {
+  type ClockFeed,
+  type ClockState,
+  readClockLines,
+} from "./service/clock.ts";
 import { COMMON_HEADERS } from "./service/common_headers.ts";
 import {
   ConfigError,
@@ -54,6 +59,17 @@ async function clearStaleSocket(path: string): Promise<void> {
   );
 }
 
+let clockFeed: ClockFeed | undefined;
+
+// The stack's supervisor writes the kernel's clock state to each worker's
+// stdin (stack/kernel_clock.ts): read once, whatever serves it; a terminal
+// is left alone. Elsewhere the clock is unknown.
+function stdinClock(): (() => ClockState) | undefined {
+  if (Deno.stdin.isTerminal()) return undefined;
+  clockFeed ??= readClockLines(Deno.stdin.readable);
+  return clockFeed.current;
+}
+
 /** Serves the app until {@linkcode Deno.HttpServer.shutdown}. */
 export async function serve(
   config: ServiceConfig,
@@ -66,6 +82,8 @@ export async function serve(
     version: VERSION,
     origins: config.origins,
     cityZone: await loadCityZone(config.geoipCityDb),
+    clockState: stdinClock(),
+    clockMaxErrorMs: config.clockMaxErrorMs,
   });
   const common = {
     // Logged below, once the socket has its mode.

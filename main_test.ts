@@ -453,7 +453,8 @@ Deno.test("GET /time gives UTC, unix seconds and ms from one reading", async () 
   assert.equal(res.headers.get("content-type"), "application/json");
   assert.equal(res.headers.get("cache-control"), "no-store");
   const json = JSON.parse(body);
-  assert.deepEqual(Object.keys(json), ["utc", "unix", "unix_ms"]);
+  // And the clock's state: unknown here, with no source (app_clock_test.ts).
+  assert.deepEqual(Object.keys(json), ["utc", "unix", "unix_ms", "clock"]);
   assert.match(json.utc, TIMESTAMP);
   assert.equal(Date.parse(json.utc), json.unix_ms);
   assert.equal(json.unix, Math.floor(json.unix_ms / 1000));
@@ -472,6 +473,7 @@ Deno.test("GET /time?tz= adds the zone's local time, offset and DST flag", async
     "local",
     "utc_offset",
     "dst",
+    "clock",
   ]);
   assert.equal(json.tz, "Asia/Kathmandu");
   assert.equal(json.utc_offset, "+05:45");

@@ -14,10 +14,12 @@ import {
   noContent,
   problem,
   requestIdOf,
+  send,
   staticFile,
   text,
 } from "./answer.ts";
 import { clientAddressReader } from "./client_address.ts";
+import { type ClockState, clockWithin, UNKNOWN_CLOCK } from "./clock.ts";
 import { ALLOW, PREFLIGHT_HEADERS } from "./common_headers.ts";
 import { addressFamily, type AddressRange } from "./client_ip.ts";
 import type { FamilyOrigins, ForwardedHeader } from "./config.ts";
@@ -80,6 +82,10 @@ export interface AppOptions {
   origins?: FamilyOrigins;
   /** The clock `/time` reads (tests fake it). */
   clock?: PreciseClock;
+  /** That clock's state, read per `/time` answer (default: unknown). */
+  clockState?: () => ClockState;
+  /** CLOCK_MAX_ERROR_MS: `/healthz` is a 503 while the clock is worse. */
+  clockMaxErrorMs?: number;
   /** An address's country (default: the embedded database). */
   country?: Lookup;
   /** An address's zone from the operator's city database (GEOIP_CITY_DB). */
@@ -93,6 +99,7 @@ export const ROUTES = [
   "/timestamp",
   "/time",
   "/healthz",
+  "/livez",
   "/openapi.json",
   ...WORLDTIME_ROUTES,
 ];
@@ -132,6 +139,7 @@ export function createApp(options: AppOptions): App {
   const origins = options.origins ?? {};
   const csp = pageCsp(origins);
   const clock = options.clock ?? preciseNow;
+  const clockState = options.clockState ?? (() => UNKNOWN_CLOCK);
   const geo: WorldTimeDeps = {
     clock,
     clientIp,
@@ -150,7 +158,8 @@ export function createApp(options: AppOptions): App {
       return json(c, JSON.stringify({ timestamp, ip }), VARY);
     }
     const country = geo.country(ip);
-    const page = renderPage({ ip, timestamp, origins, country });
+    const clock = clockState();
+    const page = renderPage({ ip, timestamp, origins, country, clock });
     return html(c, page, { ...VARY, "content-security-policy": csp });
   });
 
@@ -173,9 +182,11 @@ export function createApp(options: AppOptions): App {
 
   app.get("/time", (c) => {
     const t1 = clock();
+    const state = clockState();
     const [query, basis] = timeQuery(c, geo, t1);
     const fields = timeFields(query, t1, utc, clock);
     if (basis) fields.tz_basis = basis;
+    fields.clock = state;
     return json(c, JSON.stringify(fields));
   });
 
@@ -184,7 +195,8 @@ export function createApp(options: AppOptions): App {
   for (const [prefix, handler] of worldTime.prefixes) {
     app.use(`${prefix}*`, handler);
   }
-  app.get("/healthz", (c) => json(c, '{"status":"ok"}'));
+  app.get("/healthz", (c) => health(c, clockState, options.clockMaxErrorMs));
+  app.get("/livez", (c) => json(c, '{"status":"ok"}'));
   app.get("/openapi.json", (c) => json(c, openApi));
 
   // Static files: nginx serves them in the stack; this covers `deno task dev`.
@@ -203,6 +215,26 @@ export function createApp(options: AppOptions): App {
 }
 
 const utc = (ms: number) => formatTimestamp(new Date(ms));
+
+// Readiness: a load balancer drains a server whose clock nothing vouches
+// for within the operator's bound. Liveness (`/livez`) never asks: a
+// restart cannot fix the node's clock.
+function health(
+  c: Context,
+  clockState: () => ClockState,
+  limit: number | undefined,
+): Response {
+  if (limit === undefined) return json(c, '{"status":"ok"}');
+  const state = clockState();
+  if (clockWithin(state, limit)) return json(c, '{"status":"ok"}');
+  const body = {
+    status: "clock unsynchronised",
+    synchronized: state.synchronized,
+    max_error_ms: state.max_error_ms,
+    limit_ms: limit,
+  };
+  return send(c, 503, "application/json", JSON.stringify(body));
+}
 
 // The query's messages are fixed text, safe to send. `tz=auto` is the
 // caller's zone (worldtime_routes.ts), with how it was decided.

@@ -69,6 +69,7 @@ export const SERVICE_ENV = [
   "FORWARDED_HEADER",
   "LOG_LEVEL",
   "GEOIP_CITY_DB",
+  "CLOCK_MAX_ERROR_MS",
   ...ORIGIN_ENV,
   ...OTEL_ENV,
 ] as const;
@@ -111,6 +112,8 @@ export interface ServiceConfig {
   otel: Record<string, string>;
   /** An operator's MaxMind-format city database (GEOIP_CITY_DB). */
   geoipCityDb?: string;
+  /** `/healthz` is a 503 while the clock's error may exceed this, ms. */
+  clockMaxErrorMs?: number;
 }
 
 /** `IPV4_ORIGIN` and `IPV6_ORIGIN`, each unset or an http(s) origin. */
@@ -300,6 +303,16 @@ export function familyOrigins(env: EnvReader): FamilyOrigins {
   };
 }
 
+/**
+ * CLOCK_MAX_ERROR_MS, or undefined (off). At most 16 s: beyond it the
+ * kernel calls the clock unsynchronised anyway (NTP_PHASE_LIMIT).
+ */
+export function clockMaxError(env: EnvReader): number | undefined {
+  const raw = env("CLOCK_MAX_ERROR_MS");
+  if (raw === undefined || raw === "") return undefined;
+  return integer(env, "CLOCK_MAX_ERROR_MS", 0, 1, 16_000);
+}
+
 /** Reads and validates the service's settings; throws {@linkcode ConfigError}. */
 export function loadServiceConfig(env: EnvReader): ServiceConfig {
   return {
@@ -318,5 +331,6 @@ export function loadServiceConfig(env: EnvReader): ServiceConfig {
     origins: familyOrigins(env),
     otel: otelSettings(env),
     geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
+    clockMaxErrorMs: clockMaxError(env),
   };
 }

@@ -13,6 +13,7 @@ Deno.test("defaults apply when nothing is set", () => {
   assert.equal(service.port, DEFAULTS.port);
   assert.equal(service.socket, undefined);
   assert.deepEqual(service.trustedProxies, []);
+  assert.equal(service.clockMaxErrorMs, undefined, "the clock check is off");
 });
 
 Deno.test("bad settings are refused with a message naming the variable", () => {
@@ -35,6 +36,14 @@ Deno.test("bad settings are refused with a message naming the variable", () => {
       /^Invalid LOG_LEVEL "verbose": expected one of debug, info, warn, error/,
     ],
     [{ FORWARDED_HEADER: "x-real-ip" }, /^Invalid FORWARDED_HEADER/],
+    [
+      { CLOCK_MAX_ERROR_MS: "0" },
+      /^Invalid CLOCK_MAX_ERROR_MS "0": expected a whole number from 1 to 16000/,
+    ],
+    [{ CLOCK_MAX_ERROR_MS: "2.5" }, /^Invalid CLOCK_MAX_ERROR_MS/],
+    [{ CLOCK_MAX_ERROR_MS: "-5" }, /^Invalid CLOCK_MAX_ERROR_MS/],
+    [{ CLOCK_MAX_ERROR_MS: "16001" }, /^Invalid CLOCK_MAX_ERROR_MS/],
+    [{ CLOCK_MAX_ERROR_MS: "100ms" }, /^Invalid CLOCK_MAX_ERROR_MS/],
   ];
   for (const [vars, message] of bad) {
     assert.throws(() => loadServiceConfig(env(vars)), (err: Error) => {
@@ -53,7 +62,9 @@ Deno.test("good settings are read as given", () => {
     TRUSTED_PROXIES: " 10.0.0.0/8 , ::1 ",
     LOG_LEVEL: "DEBUG",
     FORWARDED_HEADER: "forwarded",
+    CLOCK_MAX_ERROR_MS: "250",
   }));
+  assert.equal(c.clockMaxErrorMs, 250);
   assert.equal(c.port, 9000);
   assert.equal(c.socket, "/run/its/w.sock");
   assert.equal(c.trustedProxies.length, 2);

@@ -196,10 +196,24 @@ function apiPaths(): Json {
       "Plain text with a newline, or JSON when preferred.",
       {
         "text/plain": line,
-        "application/json": object({
-          ip,
-          family: { type: "string", enum: ["ipv4", "ipv6"] },
-        }),
+        "application/json": {
+          schema: {
+            type: "object",
+            required: ["ip", "family"],
+            additionalProperties: false,
+            properties: {
+              ip,
+              family: { type: "string", enum: ["ipv4", "ipv6"] },
+              country: {
+                type: "string",
+                pattern: "^[A-Z]{2}$",
+                description: "ISO 3166-1 alpha-2, from the embedded " +
+                  "database; absent when unknown (private, loopback and " +
+                  "documentation addresses have none).",
+              },
+            },
+          },
+        },
       },
       [format(["text", "json"])],
     ),
@@ -214,13 +228,55 @@ function apiPaths(): Json {
       [format(["text", "json"])],
     ),
     "/time": timePath(),
-    "/healthz": api("meta", "Liveness", "Answers while the process serves.", {
-      "application/json": object({ status: { const: "ok" } }),
-    }),
+    "/healthz": healthPath(object({ status: { const: "ok" } })),
+    "/livez": api(
+      "meta",
+      "Liveness",
+      "Answers while the process serves, whatever its clock: for a " +
+        "liveness probe (a restart cannot fix a node's clock).",
+      { "application/json": object({ status: { const: "ok" } }) },
+    ),
     "/openapi.json": api("meta", "This document", "OpenAPI 3.1.", {
       "application/json": { schema: { type: "object" } },
     }),
   };
+}
+
+// Readiness: with CLOCK_MAX_ERROR_MS, a 503 of its own besides the stack's.
+function healthPath(ok: Json): Json {
+  const item = api(
+    "meta",
+    "Readiness",
+    "Answers while the process serves; with `CLOCK_MAX_ERROR_MS` set, a " +
+      "503 while the server's clock is unsynchronised, unknown, or its " +
+      "maximum error exceeds that many ms. For a readiness probe, never " +
+      "a liveness one (`/livez`).",
+    { "application/json": ok },
+  );
+  const get = item.get as { responses: Json };
+  get.responses["503"] = {
+    description: "The clock cannot be vouched for within " +
+      "`CLOCK_MAX_ERROR_MS`; *stack*: no worker is available.",
+    headers: HEADERS,
+    content: {
+      "application/json": {
+        schema: {
+          oneOf: [{ $ref: "#/components/schemas/Error" }, {
+            type: "object",
+            required: ["status", "synchronized", "max_error_ms", "limit_ms"],
+            additionalProperties: false,
+            properties: {
+              status: { const: "clock unsynchronised" },
+              synchronized: { type: ["boolean", "null"] },
+              max_error_ms: { type: ["number", "null"] },
+              limit_ms: { type: "integer", description: "The setting." },
+            },
+          }],
+        },
+      },
+    },
+  };
+  return item;
 }
 
 // Milliseconds since the epoch with sub-millisecond precision.
@@ -229,7 +285,7 @@ const preciseMs = { type: "number" };
 function timeSchema(): Json {
   return {
     type: "object",
-    required: ["utc", "unix", "unix_ms"],
+    required: ["utc", "unix", "unix_ms", "clock"],
     additionalProperties: false,
     properties: {
       utc: { $ref: "#/components/schemas/Timestamp" },
@@ -251,6 +307,7 @@ function timeSchema(): Json {
       t0: { ...preciseMs, description: "Echoed from the query." },
       t1: { ...preciseMs, description: "When the request reached the server." },
       t2: { ...preciseMs, description: "Just before the answer was written." },
+      clock: { $ref: "#/components/schemas/Clock" },
     },
     dependentRequired: {
       tz: ["local", "utc_offset", "dst"],
@@ -259,11 +316,57 @@ function timeSchema(): Json {
   };
 }
 
+// What the server knows of its own clock (clock.ts), as NTP tells it.
+function clockSchema(): Json {
+  const ms = (what: string) => ({
+    type: ["number", "null"],
+    minimum: 0,
+    description: `${what}, ms; null when unknown.`,
+  });
+  return {
+    type: "object",
+    description: "The server clock's state as its kernel keeps it " +
+      "(adjtimex): how far `utc` may be from true UTC. All null and " +
+      "`leap` `unknown` when nothing vouches for it (the service alone, " +
+      "or the kernel's reading older than 3 s).",
+    required: [
+      "synchronized",
+      "max_error_ms",
+      "est_error_ms",
+      "leap",
+      "tai_offset_s",
+      "source",
+    ],
+    additionalProperties: false,
+    properties: {
+      synchronized: {
+        type: ["boolean", "null"],
+        description: "Whether a time daemon keeps the clock synchronised.",
+      },
+      max_error_ms: ms("The bound on the clock's error"),
+      est_error_ms: ms("The estimate of the clock's error"),
+      leap: {
+        enum: ["none", "insert", "delete", "unknown"],
+        description: "A leap second at the end of this UTC day (NTP's " +
+          "leap indicator); `unknown` when unsynchronised.",
+      },
+      tai_offset_s: {
+        type: ["integer", "null"],
+        description: "TAI − UTC, s; null when the kernel was not told.",
+      },
+      source: {
+        enum: ["kernel", null],
+        description: "`kernel`, or null when nothing vouches for the clock.",
+      },
+    },
+  };
+}
+
 /** The tags of this service's paths; another path's tag is derived. */
 const TAGS: Record<string, string> = {
   address: "The address the service sees the caller coming from.",
   time: "The server's clock, and what a client needs to measure its own.",
-  meta: "The service itself: liveness, and this document.",
+  meta: "The service itself: liveness, readiness, and this document.",
   page: "The files of the page that `GET /` shows a browser.",
   [WORLDTIME_TAG.name]: WORLDTIME_TAG.description,
 };
@@ -423,6 +526,7 @@ function components(): Json {
           "Dotted-quad IPv4 or RFC 5952 IPv6; IPv4-mapped IPv6 is shown as IPv4.",
         examples: ["203.0.113.7", "2001:db8::1"],
       },
+      Clock: clockSchema(),
       Error: {
         type: "object",
         required: ["error"],

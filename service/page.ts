@@ -6,6 +6,7 @@
  * @module
  */
 import { html } from "hono/html";
+import { type ClockState, UNKNOWN_CLOCK } from "./clock.ts";
 import type { FamilyOrigins } from "./config.ts";
 import { assetUrl } from "./static_files.ts";
 
@@ -22,6 +23,8 @@ export interface PageData {
   origins?: FamilyOrigins;
   /** The caller's country (ISO 3166-1 alpha-2), when known. */
   country?: string;
+  /** The server clock's state; the script updates the line it makes. */
+  clock?: ClockState;
 }
 
 /**
@@ -64,9 +67,30 @@ function familiesSection({ ipv4, ipv6 }: FamilyOrigins) {
   `;
 }
 
+/** A bound, rounded up (never more certain than it is): `4 ms`, `16 s`. */
+export function plusMinus(ms: number): string {
+  return ms >= 1000 ? `${Math.ceil(ms / 100) / 10} s` : `${Math.ceil(ms)} ms`;
+}
+
+/**
+ * The line under the server's time: what the server vouches for. The
+ * script (static/app.js) writes the same words from `/time`'s `clock`.
+ */
+export function clockSentence(clock: ClockState = UNKNOWN_CLOCK): string {
+  const max = clock.max_error_ms;
+  if (clock.synchronized === null || max === null) {
+    return "The server cannot vouch for its clock.";
+  }
+  return clock.synchronized
+    ? `Server clock synchronised, ± ${plusMinus(max)}.`
+    : `The server's clock is not synchronised: your offset is only good to ± ${
+      plusMinus(max)
+    }.`;
+}
+
 /** Renders the page for one request. */
 export function renderPage(
-  { ip, timestamp, origins = {}, country }: PageData,
+  { ip, timestamp, origins = {}, country, clock }: PageData,
 ): string {
   return String(html`
     <!doctype html>
@@ -91,6 +115,7 @@ export function renderPage(
           <h2>Server time (UTC)</h2>
           <p
             class="time"><time id="time" datetime="${timestamp}">${timestamp}</time></p>
+          <p id="server-clock" class="offset">${clockSentence(clock)}</p>
           <p id="offset" class="offset" role="status" hidden>
             Measuring your clock…
           </p>

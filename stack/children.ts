@@ -7,6 +7,7 @@
  */
 import type { LogFields } from "../service/log.ts";
 import { catFiles } from "./cgroup.ts";
+import type { ClockPublisher } from "./kernel_clock.ts";
 import type { LogRelay } from "./log_relay.ts";
 import { serviceFlags } from "../service/flags.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
@@ -33,18 +34,20 @@ export interface ChildSpec {
   watchChildren?: boolean;
 }
 
-/** What the children share: settings, the relay, the workers' program. */
+/** What the children share: settings, the relay, the clock's readings. */
 export interface Family {
   /** The stack's settings. */
   config: StackConfig;
   /** Where their output goes. */
   relay: LogRelay;
+  /** What writes the kernel's clock state to each worker. */
+  clock: ClockPublisher;
 }
 
 const PDEATHSIG = ["--pdeathsig", "SIGTERM", "--"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const REQUEST = new TextEncoder().encode(
-  "GET /healthz HTTP/1.1\r\nHost: stack\r\nX-Real-IP: 127.0.0.1\r\nConnection: close\r\n\r\n",
+  "GET /livez HTTP/1.1\r\nHost: stack\r\nX-Real-IP: 127.0.0.1\r\nConnection: close\r\n\r\n",
 );
 
 function removeIfThere(path: string): void {
@@ -79,7 +82,7 @@ export function killPid(pid: number): void {
 }
 
 /**
- * Asks for `/healthz` over a new connection to the Unix socket `path`: true
+ * Asks for `/livez` over a new connection to the Unix socket `path`: true
  * when the status line starts with `expect` within `ms`, connecting
  * included (a socket whose listener is stopped fills its backlog, and
  * connect blocks). Not fetch: Deno 2.9 then also wants --allow-net for the
@@ -128,7 +131,7 @@ export async function askHealth(
  * inode is taken at the first good probe and compared at each one after.
  */
 export function workerSpec(
-  { config, relay }: Family,
+  { config, relay, clock }: Family,
   index: number,
 ): ChildSpec {
   const socket = workerSocket(config.runtimeDir, index);
@@ -150,10 +153,11 @@ export function workerSpec(
         ],
         cwd: config.runtimeDir,
         env: workerEnv(config, socket),
-        stdin: "null",
+        stdin: "piped",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
+      clock.add(child.stdin);
       relay.relay(child.stdout, "json", "stdout", { worker: index });
       relay.relay(child.stderr, "json", "stderr", { worker: index });
       return child;
@@ -183,6 +187,7 @@ function workerEnv(config: StackConfig, socket: string) {
     IPV6_ORIGIN: config.origins.ipv6 ?? "",
     NO_COLOR: "1",
     GEOIP_CITY_DB: config.geoipCityDb ?? "",
+    CLOCK_MAX_ERROR_MS: String(config.clockMaxErrorMs ?? ""),
     // The image's bundle imports the country database file as bytes.
     DENO_UNSTABLE_RAW_IMPORTS: "1",
     ...config.otel,

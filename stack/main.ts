@@ -18,6 +18,7 @@ import {
   processStates,
   workerSpec,
 } from "./children.ts";
+import { kernelClock } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { preflight } from "./preflight.ts";
@@ -106,6 +107,7 @@ async function supervise(
       startup_ms: Math.round(performance.now() - started),
       project: PROJECT_DIR,
       version: meta.version,
+      clock: family.clock.state,
     });
   }
   return await supervisor.done;
@@ -136,7 +138,8 @@ export async function run(relay: LogRelay, args: string[]): Promise<number> {
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
       const conf = await writeNginxConfig(config, dir, ipv6);
-      const code = await supervise({ config, relay }, conf, logger, started);
+      const family = { config, relay, clock: kernelClock(logger) };
+      const code = await supervise(family, conf, logger, started);
       if (code === 0) logger.info("stopped");
       return code;
     } finally {

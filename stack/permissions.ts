@@ -5,6 +5,7 @@
  * @module
  */
 import { FROZEN_FLAGS } from "../service/flags.ts";
+import { LIBC } from "./kernel_clock.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import { STACK_ENV, type StackConfig } from "./stack_config.ts";
 
@@ -42,6 +43,8 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
       ].join(",")
     }`,
     `--allow-run=nginx,setsid,setpriv,kill,cat,${denoPath}`,
+    // adjtimex(2), a read of the kernel's clock state (kernel_clock.ts).
+    `--allow-ffi=${LIBC}`,
     "--allow-sys=uid",
     // The supervisor's garbage is short-lived: a young generation of 1 MiB
     // semi-spaces keeps its RSS low whatever the log volume

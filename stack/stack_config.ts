@@ -7,6 +7,7 @@
  */
 import {
   absolutePath,
+  clockMaxError,
   ConfigError,
   DEFAULTS,
   type EnvReader,
@@ -40,6 +41,7 @@ export const STACK_ENV = [
   "TRUSTED_PROXIES",
   "FORWARDED_HEADER",
   "LOG_LEVEL",
+  "CLOCK_MAX_ERROR_MS",
   ...ORIGIN_ENV,
   ...OTEL_ENV,
 ] as const;
@@ -90,6 +92,8 @@ export interface StackConfig {
   origins: FamilyOrigins;
   /** Passed to every worker. */
   otel: Record<string, string>;
+  /** Passed to every worker: /healthz says 503 past this error bound. */
+  clockMaxErrorMs?: number;
   /** The cgroup's memory limit, if any: the workers were counted to fit. */
   memory?: MemoryLimit;
 }
@@ -204,6 +208,7 @@ export function loadStackConfig(
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
     origins: familyOrigins(env),
     otel: otelSettings(env),
+    clockMaxErrorMs: clockMaxError(env),
     memory: host.memory,
   };
 }

@@ -11,6 +11,7 @@ const RETRY_MS = 250; // after a bad answer (a 429 asks to slow down)
 const MAX_OFFSET_MS = 1e12; // 31 years: beyond it an answer is nonsense
 
 const timeEl = document.getElementById("time");
+const clockEl = document.getElementById("server-clock");
 const offsetEl = document.getElementById("offset");
 const ipEl = document.getElementById("ip");
 const copyEl = document.getElementById("copy");
@@ -34,6 +35,33 @@ function tick() {
 function describe(ms) {
   const abs = Math.abs(ms);
   return abs >= 1000 ? `${(abs / 1000).toFixed(1)} s` : `${Math.round(abs)} ms`;
+}
+
+// A bound, rounded up: never more certain than it is (service/page.ts).
+function plusMinus(ms) {
+  return ms >= 1000 ? `${Math.ceil(ms / 100) / 10} s` : `${Math.ceil(ms)} ms`;
+}
+
+// The server's own bound on its clock's error, ms, from /time's `clock`:
+// undefined when it cannot vouch for its clock (or says nothing of it).
+function serverError(clock) {
+  if (typeof clock !== "object" || clock === null) return undefined;
+  const max = clock.max_error_ms;
+  const known = typeof clock.synchronized === "boolean";
+  return known && Number.isFinite(max) && max >= 0 ? max : undefined;
+}
+
+// The line under the server's time, in service/page.ts's words; `error`
+// is the visitor's whole bound once measured.
+function showClock(clock, error) {
+  const own = serverError(clock);
+  clockEl.textContent = own === undefined
+    ? "The server cannot vouch for its clock."
+    : clock.synchronized
+    ? `Server clock synchronised, ± ${plusMinus(own)}.`
+    : `The server's clock is not synchronised: your offset is only good to ± ${
+      plusMinus(error ?? own)
+    }.`;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,21 +97,32 @@ async function exchange(ms) {
   const delay = (t3 - t0) - (t2 - t1);
   // Whole-millisecond t0/t3 against sub-millisecond t1/t2: allow 1 ms.
   if (!(Math.abs(offset) < MAX_OFFSET_MS) || !(delay > -1)) return;
-  return { offset, delay: Math.max(delay, 0) };
+  return { offset, delay: Math.max(delay, 0), clock: body.clock };
 }
 
+// The offset is only as good as the server's clock: its own bound is
+// added to the network's, and when it has none the line says so.
 function showOffset(best) {
   aheadMs = -best.offset;
-  const error = Math.max(best.delay / 2, 1);
-  if (Math.abs(aheadMs) <= error) {
-    offsetEl.textContent = `Your clock is exact (±${describe(error)}).`;
+  const own = serverError(best.clock);
+  const error = Math.max(best.delay / 2, 1) + (own ?? 0);
+  const bound = `(±${plusMinus(error)})`;
+  const way = aheadMs > 0 ? "ahead" : "behind";
+  const exact = Math.abs(aheadMs) <= error;
+  if (own !== undefined) {
+    offsetEl.textContent = exact
+      ? `Your clock is exact ${bound}.`
+      : `Your clock is ${describe(aheadMs)} ${way} ${bound}.`;
   } else {
-    offsetEl.textContent = `Your clock is ${describe(aheadMs)} ${
-      aheadMs > 0 ? "ahead" : "behind"
-    } (±${describe(error)}).`;
+    offsetEl.textContent = `${
+      exact
+        ? `Your clock matches the server's ${bound}`
+        : `Your clock is ${describe(aheadMs)} ${way} of the server's ${bound}`
+    }, but the server cannot vouch for its own.`;
   }
   offsetEl.dataset.offsetMs = String(Math.round(aheadMs));
-  offsetEl.dataset.errorMs = String(Math.round(error));
+  offsetEl.dataset.errorMs = String(Math.ceil(error));
+  showClock(best.clock, error);
 }
 
 let measuring = false;

@@ -105,10 +105,15 @@ Deno.test("the Ingress serves every host it routes over TLS, to the Service's po
   for (const tls of ingress.spec.tls) assert.ok(tls.secretName);
 });
 
-Deno.test("every probe asks the stack's /healthz", () => {
-  assert.ok(ROUTES.includes("/healthz"));
-  for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
-    assert.equal(container[probe].httpGet.path, "/healthz", probe);
+Deno.test("only readiness asks /healthz, which CLOCK_MAX_ERROR_MS ties to the clock; startup and liveness ask /livez", () => {
+  const paths = {
+    startupProbe: "/livez",
+    livenessProbe: "/livez",
+    readinessProbe: "/healthz",
+  };
+  for (const [probe, path] of Object.entries(paths)) {
+    assert.ok(ROUTES.includes(path));
+    assert.equal(container[probe].httpGet.path, path, probe);
     assert.equal(container[probe].httpGet.port, "http", probe);
   }
 });
@@ -167,8 +172,8 @@ Deno.test("the smoke test runs the image with the Deployment's own settings", ()
     ]
   ) assert.ok(run.args.includes(arg), arg);
   assert.deepEqual(run.probes.map((p) => [p.kind, p.path, p.port]), [
-    ["startupProbe", "/healthz", STACK_DEFAULTS.port],
-    ["livenessProbe", "/healthz", STACK_DEFAULTS.port],
+    ["startupProbe", "/livez", STACK_DEFAULTS.port],
+    ["livenessProbe", "/livez", STACK_DEFAULTS.port],
     ["readinessProbe", "/healthz", STACK_DEFAULTS.port],
   ]);
   // What it cannot reproduce fails loudly instead of being left out.

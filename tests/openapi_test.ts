@@ -5,7 +5,10 @@
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
-import { ROUTES } from "../service/app.ts";
+import { createApp, ROUTES } from "../service/app.ts";
+import { parseRange } from "../service/client_ip.ts";
+import { createLogger } from "../service/log.ts";
+import { decodeTimex, UNKNOWN_CLOCK } from "../service/clock.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import {
   openApiDocument,
@@ -313,6 +316,119 @@ Deno.test("the service alone answers the table as its OpenAPI document says", as
     await proc.child.status;
     await proc.drained;
   }
+});
+
+// Public addresses have a country and a zone, which loopback and the
+// documentation ranges hide; they arrive as a trusted proxy names them.
+const PUBLIC = ["8.8.8.8", "2001:4860:4860::8888"];
+
+// The document's path for a request path: the template that matches with
+// the most literal text (`/api/ip/{address}.txt` over `/api/ip/{address}`).
+function documentPath(path: string): string {
+  const literal = (t: string) => t.replace(/\{[^}]+\}/g, "").length;
+  const templates = Object.keys(doc.paths as Json).filter((t) =>
+    new RegExp(
+      `^${t.split(/\{[^}]+\}/).map(RegExp.escape).join("[^/]+")}$`,
+    ).test(path)
+  );
+  return templates.sort((a, b) => literal(b) - literal(a))[0] ?? path;
+}
+
+/** Every route, with its formats and templates, asked for by `address`. */
+function publicTargets(address: string): string[] {
+  const zones = ["Europe", "UTC", "Europe/Berlin", "America/Argentina/Salta"];
+  return [
+    ...ROUTES,
+    ...STATIC,
+    "/?format=html",
+    "/ip?format=json",
+    "/timestamp?format=json",
+    "/time?tz=auto&t0=1765542896789.5",
+    "/time?tz=America/New_York",
+    ...zones.flatMap((z) => [`/api/timezone/${z}`, `/api/timezone/${z}.txt`]),
+    `/api/ip/${address}`,
+    `/api/ip/${address}.txt`,
+  ];
+}
+
+async function rawAnswerOf(res: Response): Promise<RawAnswer> {
+  const headers = [...res.headers];
+  const all = (name: string) =>
+    headers.filter(([n]) => n === name).map(([, v]) => v);
+  const body = await res.text();
+  return { status: res.status, headers, body, all, get: (n) => all(n)[0] };
+}
+
+Deno.test("answers to public addresses of both families, in winter and summer, are what the document declares on every route", async () => {
+  const proxy: Deno.ServeHandlerInfo = {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
+    completed: Promise.resolve(),
+  };
+  const failures: string[] = [];
+  // New York's winter (no DST dates) and summer (both DST dates); a clock
+  // nothing vouches for, and one a daemon keeps with a leap second armed.
+  const synced = decodeTimex({
+    state: 1,
+    status: 0x2011,
+    maxerror: 4000,
+    esterror: 150,
+    tai: 37,
+  });
+  const seasons = [
+    [Date.UTC(2025, 0, 15, 12), UNKNOWN_CLOCK],
+    [Date.UTC(2025, 6, 15, 12), synced],
+  ] as const;
+  for (const [when, state] of seasons) {
+    const app = createApp({
+      trustedProxies: [parseRange("127.0.0.1")],
+      forwardedHeader: "x-forwarded-for",
+      logger: createLogger("error"),
+      version: VERSION,
+      clock: () => when + 0.25,
+      clockState: () => state,
+    });
+    for (const address of PUBLIC) {
+      const json = await (await app.request("/ip?format=json", {
+        headers: { "x-forwarded-for": address },
+      }, proxy)).json();
+      assert.equal(json.ip, address, "the forwarded address is the client");
+      assert.match(json.country, /^[A-Z]{2}$/, "a public address's country");
+      for (const target of publicTargets(address)) {
+        const path = documentPath(target.split("?")[0]);
+        const res = await app.request(target, {
+          headers: { "x-forwarded-for": address },
+        }, proxy);
+        try {
+          assert.equal(res.status, 200, "status");
+          checkAgainstDocument("GET", path, await rawAnswerOf(res));
+        } catch (err) {
+          failures.push(
+            `${address} GET ${target}: ${
+              (err as Error).message.split("\n")[0]
+            }`,
+          );
+        }
+      }
+    }
+  }
+  assert.deepEqual(failures, []);
+});
+
+Deno.test("/healthz's 503 for a clock beyond CLOCK_MAX_ERROR_MS is what the document declares", async () => {
+  const app = createApp({
+    trustedProxies: [],
+    forwardedHeader: "x-forwarded-for",
+    logger: createLogger("error"),
+    version: VERSION,
+    clockState: () => UNKNOWN_CLOCK,
+    clockMaxErrorMs: 100,
+  });
+  const res = await app.request("/healthz", {}, {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
+    completed: Promise.resolve(),
+  });
+  assert.equal(res.status, 503);
+  checkAgainstDocument("GET", "/healthz", await rawAnswerOf(res));
 });
 
 Deno.test({

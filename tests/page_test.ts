@@ -1,6 +1,8 @@
 // The page for people, in real headless Chromium against the real stack.
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { clockSentence } from "../service/page.ts";
+import type { ClockState } from "../service/clock.ts";
 import {
   commandPath,
   needs,
@@ -18,7 +20,14 @@ const CHROMIUM = Deno.env.get("CHROMIUM") ??
 const ready = needs("nginx", "curl") &&
   (CHROMIUM !== undefined || needs("chromium"));
 const ARTIFACTS = `${PROJECT_DIR}test-results`;
-const MEASURED = /ahead|behind|exact/;
+const MEASURED = /ahead|behind|exact|matches/;
+// The offset line: its bound in ms or s, and when the server cannot vouch
+// for its clock, that too.
+const offsetLine = (size: string, way: string) =>
+  new RegExp(
+    `^Your clock is ${size}\\.\\d s ${way}( of the server's)? \\(±[\\d.]+ m?s\\)` +
+      "(\\.|, but the server cannot vouch for its own\\.)$",
+  );
 const GAVE_UP = /^Could not measure your clock/;
 
 function launch(extraArgs: string[] = []): Promise<Browser> {
@@ -132,7 +141,7 @@ Deno.test({
       await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 10_000 });
       assert.match(
         (await offset.textContent())!,
-        /^Your clock is (89|90|91)\.\d s ahead \(±\d+ ms\)\.$/,
+        offsetLine("(89|90|91)", "ahead"),
       );
       const ms = Number(await offset.getAttribute("data-offset-ms"));
       assert.ok(Math.abs(ms - 90_000) < 1000, `measured offset ${ms}`);
@@ -265,7 +274,7 @@ Deno.test({
       await offset.filter({ hasText: MEASURED }).waitFor({ timeout: 15_000 });
       assert.match(
         (await offset.textContent())!,
-        /^Your clock is (29|30|31)\.\d s behind \(±\d+ ms\)\.$/,
+        offsetLine("(29|30|31)", "behind"),
       );
       const ms = Number(await offset.getAttribute("data-offset-ms"));
       assert.ok(Math.abs(ms + 30_000) < 1000, `measured offset ${ms}`);
@@ -280,6 +289,80 @@ Deno.test({
       assert.equal(await offset.getAttribute("data-offset-ms"), String(ms));
       const shown = Date.parse((await page.textContent("#time"))!);
       assert.ok(Math.abs(shown - Date.now()) < 2000, `shown ${shown}`);
+    });
+  },
+});
+
+const CLOCKS: [string, ClockState, RegExp, RegExp][] = [
+  [
+    "synchronised",
+    {
+      synchronized: true,
+      max_error_ms: 4,
+      est_error_ms: 0.5,
+      leap: "none",
+      tai_offset_s: 37,
+      source: "kernel",
+    },
+    /^Server clock synchronised, ± 4 ms\.$/,
+    /^Your clock is (89|90|91)\.\d s ahead \(±([5-9]|\d\d+) ms\)\.$/,
+  ],
+  [
+    "unsynchronised",
+    {
+      synchronized: false,
+      max_error_ms: 16000,
+      est_error_ms: 16000,
+      leap: "unknown",
+      tai_offset_s: null,
+      source: "kernel",
+    },
+    /^The server's clock is not synchronised: your offset is only good to ± 16(\.\d)? s\.$/,
+    /^Your clock is (89|90|91)\.\d s ahead \(±16(\.\d)? s\)\.$/,
+  ],
+  [
+    "unknown",
+    {
+      synchronized: null,
+      max_error_ms: null,
+      est_error_ms: null,
+      leap: "unknown",
+      tai_offset_s: null,
+      source: null,
+    },
+    /^The server cannot vouch for its clock\.$/,
+    /^Your clock is (89|90|91)\.\d s ahead of the server's \(±\d+ ms\), but the server cannot vouch for its own\.$/,
+  ],
+];
+
+Deno.test({
+  name:
+    "the page says what the server vouches for about its clock, and never shows the visitor's offset surer than that",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withBrowser(async (stack, browser) => {
+      await Promise.all(CLOCKS.map(async ([name, clock, line, offset]) => {
+        const page = await browser.newPage();
+        const problems = watchProblems(page);
+        // The real exchange, with the server's clock in this state.
+        await page.route("**/time?*", async (route) => {
+          const response = await route.fetch();
+          const json = { ...await response.json(), clock };
+          await route.fulfill({ response, json });
+        });
+        await page.clock.install({ time: Date.now() + 90_000 });
+        await page.goto(`${stack.url}/`);
+        const measured = page.locator("#offset").filter({ hasText: MEASURED });
+        await measured.waitFor({ timeout: 15_000 });
+        assert.match((await page.textContent("#server-clock"))!, line, name);
+        assert.match((await measured.textContent())!, offset, name);
+        const error = Number(await measured.getAttribute("data-error-ms"));
+        assert.ok(error >= (clock.max_error_ms ?? 1), `${name}: ± ${error}`);
+        assert.deepEqual(problems, [], name);
+        await page.close();
+      }));
     });
   },
 });
@@ -351,6 +434,12 @@ Deno.test({
       await page.goto(`${stack.url}/`);
       assert.equal(await page.textContent("#ip"), "127.0.0.1");
       assert.match((await page.textContent("#time"))!, /\+00:00$/);
+      // What the server vouches for about its clock, in the page's words.
+      const { clock } = await (await fetch(`${stack.url}/time`)).json();
+      assert.equal(
+        (await page.textContent("#server-clock"))!.trim(),
+        clockSentence(clock),
+      );
       assert.equal(await page.isVisible("#copy"), false, "no dead button");
       const links = await page.$$eval(
         "nav a",

@@ -185,6 +185,7 @@ Deno.test("bad settings stop the start with one line and exit code 2", async () 
       [{ PORT: "eighty" }, "PORT"],
       [{ TRUSTED_PROXIES: "10.0.0.0/8,bogus" }, "TRUSTED_PROXIES"],
       [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+      [{ CLOCK_MAX_ERROR_MS: "0" }, "CLOCK_MAX_ERROR_MS"],
       [{ HOST: "not-an-ip" }, "HOST"],
       [{ IPV6_ORIGIN: "http://[::1]:8000" }, "IPV6_ORIGIN"],
       [

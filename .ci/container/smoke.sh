@@ -145,7 +145,7 @@ check_stop() {
 # The image as built: a HEALTHCHECK kept (podman drops it unless --format
 # docker), and a non-root user.
 health=$("$engine" image inspect -f '{{json .Config.Healthcheck}}' "$image")
-grep -q '/healthz' <<<"$health" || fail "the image declares no HEALTHCHECK: $health"
+grep -q '/livez' <<<"$health" || fail "the image declares no HEALTHCHECK: $health"
 uid=$("$engine" run --rm --network none --entrypoint id "$image" -u 2>/dev/null)
 gid=$("$engine" run --rm --network none --entrypoint id "$image" -g 2>/dev/null)
 if [ -z "$uid" ] || [ "$uid" = 0 ] || [ -z "$gid" ] || [ "$gid" = 0 ]; then

@@ -1,0 +1,113 @@
+/**
+ * The kernel's clock state for the workers' `/time`: `adjtimex(2)` with
+ * modes 0 (a read that changes nothing) through FFI, once a second, in the
+ * supervisor alone. `--allow-ffi` on libc is as good as every permission,
+ * and the supervisor holds as much already (it may run `deno`); no process
+ * that reads a request gets it. Each worker gets the readings on its
+ * standard input (service/clock.ts reads them), a pipe that needs no
+ * permission; one that does not read is skipped, never queued for.
+ *
+ * @module
+ */
+import {
+  clockChange,
+  type ClockState,
+  decodeTimex,
+  formatClockLine,
+  type Timex,
+  UNKNOWN_CLOCK,
+} from "../service/clock.ts";
+import type { Logger } from "../service/log.ts";
+
+/** libc where Debian keeps it for this machine's architecture. */
+export const LIBC = `/lib/${Deno.build.arch}-linux-gnu/libc.so.6`;
+
+/** Reads the kernel's clock: a reading, or null when the call failed. */
+export type ReadTimex = () => Timex | null;
+
+/**
+ * `adjtimex` through libc; throws when libc cannot be opened (no FFI
+ * permission, another libc). `struct timex` on 64-bit Linux is 208 bytes,
+ * laid out alike on amd64 and arm64 (little-endian both).
+ */
+export function kernelReader(): ReadTimex {
+  const { adjtimex } = Deno.dlopen(LIBC, {
+    adjtimex: { parameters: ["buffer"], result: "i32" },
+  }).symbols;
+  const buffer = new Uint8Array(208);
+  const view = new DataView(buffer.buffer);
+  return () => {
+    buffer.fill(0); // modes 0: read only
+    const state = adjtimex(buffer);
+    if (state < 0) return null;
+    return {
+      state,
+      status: view.getInt32(40, true),
+      maxerror: Number(view.getBigInt64(24, true)),
+      esterror: Number(view.getBigInt64(32, true)),
+      tai: view.getInt32(160, true),
+    };
+  };
+}
+
+/**
+ * The supervisor's publisher, reading the kernel; if it cannot (no FFI
+ * permission, another libc), one line says so and the clock is unknown.
+ */
+export function kernelClock(logger: Logger): ClockPublisher {
+  try {
+    return new ClockPublisher(logger, kernelReader());
+  } catch (err) {
+    logger.warn("cannot read the kernel's clock: /time answers clock null", {
+      error: String(err),
+    });
+    return new ClockPublisher(logger);
+  }
+}
+
+/** Reads once a second and sends each reading to every worker added. */
+export class ClockPublisher {
+  #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  #line!: Uint8Array;
+  /** The state the last reading gave. */
+  state!: ClockState;
+
+  /**
+   * A publisher that reads with `read` (none: the clock is unknown), and
+   * logs one `warn` line when the state changes: synchronised or not, a
+   * leap second armed or not.
+   */
+  constructor(
+    readonly logger: Logger,
+    readonly read: ReadTimex = () => null,
+    readonly now: () => number = Date.now,
+  ) {
+    this.publish();
+    Deno.unrefTimer(setInterval(() => this.publish(), 1000));
+  }
+
+  /** Reads now and sends the reading to every worker. */
+  publish(): void {
+    const timex = this.read();
+    const state = timex ? decodeTimex(timex) : UNKNOWN_CLOCK;
+    const change = this.state && clockChange(this.state, state);
+    if (change) this.logger.warn(change, { clock: state });
+    this.state = state;
+    this.#line = new TextEncoder().encode(formatClockLine(timex, this.now()));
+    for (const writer of this.#writers) this.#send(writer);
+  }
+
+  #send(writer: WritableStreamDefaultWriter<Uint8Array>): void {
+    // A worker that stopped reading (SIGSTOP) fills its pipe: skipped.
+    if ((writer.desiredSize ?? 0) <= 0) return;
+    writer.write(this.#line).catch(() => this.#writers.delete(writer));
+  }
+
+  /** Sends each reading to `stdin` (a worker's) until it closes. */
+  add(stdin: WritableStream<Uint8Array>): void {
+    const writer = stdin.getWriter();
+    this.#writers.add(writer);
+    writer.closed.catch(() => {}).finally(() => this.#writers.delete(writer));
+    this.#send(writer);
+  }
+}
