@@ -54,9 +54,12 @@ export function kernelReader(): ReadTimex {
  * The supervisor's publisher, reading the kernel; if it cannot (no FFI
  * permission, another libc), one line says so and the clock is unknown.
  */
-export function kernelClock(logger: Logger): ClockPublisher {
+export function kernelClock(
+  logger: Logger,
+  open: () => ReadTimex = kernelReader,
+): ClockPublisher {
   try {
-    return new ClockPublisher(logger, kernelReader());
+    return new ClockPublisher(logger, open());
   } catch (err) {
     logger.warn("cannot read the kernel's clock: /time answers clock null", {
       error: String(err),

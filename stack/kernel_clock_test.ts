@@ -86,14 +86,15 @@ Deno.test("a worker that does not read (its pipe full) is skipped, never queued 
 
 Deno.test("without FFI (or libc) the clock is unknown, said once, and nothing throws", () => {
   const { lines, logger } = logs();
-  const publisher = kernelClock(logger);
-  const canRead = Deno.permissions.querySync({ name: "ffi" }).state ===
-    "granted";
-  if (!canRead) {
-    assert.equal(publisher.state.source, null);
-    assert.equal(lines.length, 1);
-  }
+  const publisher = kernelClock(logger, () => {
+    throw new Deno.errors.NotCapable('Requires ffi access to "libc.so.6"');
+  });
+  publisher.publish();
+  assert.deepEqual(lines.map((l) => [l.level, l.msg]), [
+    ["warn", "cannot read the kernel's clock: /time answers clock null"],
+  ]);
   const failing = new ClockPublisher(logger, () => null);
+  assert.deepEqual(publisher.state, failing.state);
   assert.deepEqual(failing.state, {
     synchronized: null,
     max_error_ms: null,

@@ -148,3 +148,62 @@ Deno.test({
     }
   },
 });
+
+// What `adjtimex -p` (Debian's adjtimex) says of the kernel's clock now.
+async function adjtimex(): Promise<{ synced: boolean; maxErrorMs: number }> {
+  const text = await stdoutOf("adjtimex", ["-p"]);
+  const field = (name: string) =>
+    Number(text.match(new RegExp(`${name} *[:=] *(-?\\d+)`))![1]);
+  const synced = field("return value") !== 5 && !(field("status") & 0x40) &&
+    field("maxerror") < 16_000_000;
+  return { synced, maxErrorMs: field("maxerror") / 1000 };
+}
+
+Deno.test({
+  name:
+    "the stack's /time says what the kernel says of its clock, read the same second by adjtimex -p",
+  ignore: !ready || !needs("adjtimex"),
+  fn: () =>
+    withStack({}, async (stack) => {
+      const before = await adjtimex();
+      const { clock } = await (await fetch(`${stack.url}/time`)).json();
+      const after = await adjtimex();
+      assert.equal(clock.source, "kernel");
+      assert.equal(clock.synchronized, before.synced);
+      assert.equal(clock.synchronized, after.synced);
+      // The kernel adds 0.5 ms a second to maxerror until a daemon sets it;
+      // the reading is at most a second and a half old.
+      assert.ok(
+        clock.max_error_ms >= Math.min(before.maxErrorMs, after.maxErrorMs) &&
+          clock.max_error_ms <=
+            Math.max(before.maxErrorMs, after.maxErrorMs) + 1,
+        `${clock.max_error_ms} ms, adjtimex ${before.maxErrorMs}–${after.maxErrorMs}`,
+      );
+    }),
+});
+
+Deno.test({
+  name:
+    "CLOCK_MAX_ERROR_MS: /healthz answers 503 through nginx while the clock cannot meet it, /livez 200, and no worker is replaced",
+  ignore: !ready || !needs("adjtimex"),
+  fn: async () => {
+    const { synced, maxErrorMs } = await adjtimex();
+    // A bound this machine's clock cannot meet, synchronised or not.
+    const limit = synced ? Math.max(1, Math.floor(maxErrorMs / 2)) : 16_000;
+    await withStack({ CLOCK_MAX_ERROR_MS: String(limit) }, async (stack) => {
+      for (let i = 0; i < 10; i++) {
+        const health = await fetch(`${stack.url}/healthz`);
+        assert.equal(health.status, 503);
+        assert.equal((await health.json()).status, "clock unsynchronised");
+        const live = await fetch(`${stack.url}/livez`);
+        assert.equal(live.status, 200);
+        await live.body?.cancel();
+      }
+      // The supervisor probes /livez: three probe rounds, nothing replaced.
+      await new Promise((r) => setTimeout(r, 3500));
+      const lines = [...stack.stdout, ...stack.stderr];
+      assert.ok(!lines.some((l) => /replacing it|restarting/.test(l)));
+      assert.ok(!lines.some((l) => /"status":502/.test(l)), "no 502");
+    });
+  },
+});
