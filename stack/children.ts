@@ -46,9 +46,8 @@ export interface Family {
 
 const PDEATHSIG = ["--pdeathsig", "SIGTERM", "--"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const REQUEST = new TextEncoder().encode(
-  "GET /livez HTTP/1.1\r\nHost: stack\r\nX-Real-IP: 127.0.0.1\r\nConnection: close\r\n\r\n",
-);
+/** What the supervisor probes; its host is in its --allow-net, never resolved. */
+export const PROBE_URL = "http://stack/livez";
 
 function removeIfThere(path: string): void {
   try {
@@ -82,46 +81,29 @@ export function killPid(pid: number): void {
 }
 
 /**
- * Asks for `/livez` over a new connection to the Unix socket `path`: true
- * when the status line starts with `expect` within `ms`, connecting
- * included (a socket whose listener is stopped fills its backlog, and
- * connect blocks). Not fetch: Deno 2.9 then also wants --allow-net for the
- * URL's host.
+ * Whether `/livez` on the Unix socket `path` answers `status` within `ms`,
+ * connecting included (a socket whose listener is stopped fills its
+ * backlog, and connect blocks). The URL's host is never looked up: the
+ * request goes to the socket.
  */
 export async function askHealth(
   path: string,
-  expect = "HTTP/1.1 200",
+  status = 200,
   ms = 1000,
 ): Promise<boolean> {
-  let conn: Deno.Conn | undefined;
-  let over = false;
-  const close = () => {
-    try {
-      conn?.close();
-    } catch {
-      // Closed already.
-    }
-  };
-  const ask = async () => {
-    conn = await Deno.connect({ transport: "unix", path });
-    if (over) return close(), false;
-    await conn.write(REQUEST);
-    const head = new Uint8Array(expect.length);
-    for (let n = 0, r; n < head.length; n += r) {
-      if ((r = await conn.read(head.subarray(n))) === null) return false;
-    }
-    return new TextDecoder().decode(head) === expect;
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path } });
   try {
-    return await Promise.race([
-      ask().catch(() => false),
-      new Promise<boolean>((r) => timer = setTimeout(r, ms, false)),
-    ]);
+    const answer = await fetch(PROBE_URL, {
+      client,
+      headers: { "x-real-ip": "127.0.0.1" },
+      signal: AbortSignal.timeout(ms),
+    });
+    await answer.body?.cancel();
+    return answer.status === status;
+  } catch {
+    return false;
   } finally {
-    over = true;
-    clearTimeout(timer);
-    close();
+    client.close();
   }
 }
 
@@ -223,7 +205,7 @@ export function nginxSpec({ config, relay }: Family, conf: string): ChildSpec {
     async probe(pid) {
       const written = await Deno.readTextFile(nginxPid).catch(() => "");
       return written.trim() === String(pid) &&
-        await askHealth(nginxAlive, "HTTP/1.1 204");
+        await askHealth(nginxAlive, 204);
     },
     // SIGQUIT: nginx stops accepting and finishes what it has in flight.
     stop: (child) => signal(child, "SIGQUIT"),

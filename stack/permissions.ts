@@ -5,6 +5,7 @@
  * @module
  */
 import { FROZEN_FLAGS } from "../service/flags.ts";
+import { PROBE_URL } from "./children.ts";
 import { LIBC } from "./kernel_clock.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import { STACK_ENV, type StackConfig } from "./stack_config.ts";
@@ -33,6 +34,7 @@ export function stackFlags(config: StackConfig, denoPath: string): string[] {
     `--allow-net=${
       [
         "[::]:0",
+        new URL(PROBE_URL).host,
         `0.0.0.0:${config.port}`,
         `[::]:${config.port}`,
         `unix:${runtimeLayout(dir).nginxAlive}`,

@@ -84,8 +84,6 @@ export async function refusal(root: string): Promise<string | undefined> {
 
 /** A runtime directory ready for this start, and how to undo it. */
 export class RuntimeDir {
-  #made: string[] = [];
-
   /** A directory {@linkcode prepareRuntimeDir} checked or made. */
   constructor(
     /** Its layout. */
@@ -94,35 +92,11 @@ export class RuntimeDir {
     readonly created: boolean,
   ) {}
 
-  /** A directory of the stack's: made if missing, else exactly as it makes one. */
-  async dir(path: string): Promise<void> {
-    try {
-      await Deno.mkdir(path, { mode: 0o700 });
-      this.#made.push(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-      const info = await Deno.lstat(path);
-      if (
-        info.isSymlink || !info.isDirectory || info.uid !== Deno.uid() ||
-        (info.mode! & 0o7777) !== 0o700
-      ) {
-        throw this.invalid(
-          `${path} is not the directory the stack makes (a real directory, mode 0700): remove it`,
-        );
-      }
-    }
-  }
-
-  /** Writes a file exclusively (what stood there, a link included, goes). */
+  /** Writes a new file, never through a link (O_EXCL). */
   async writeFile(path: string, data: string | Uint8Array): Promise<void> {
-    const info = await Deno.lstat(path).catch(() => undefined);
-    if (info?.isDirectory) throw this.invalid(`${path} is a directory`);
-    if (info) await Deno.remove(path);
-    this.#made.push(path);
     const bytes = typeof data === "string"
       ? new TextEncoder().encode(data)
       : data;
-    // createNew: O_EXCL, which also refuses to follow a link.
     await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 })
       .catch((err) => {
         throw this.invalid(`cannot write ${path} (${err.message})`);
@@ -136,13 +110,19 @@ export class RuntimeDir {
     );
   }
 
-  /** Removes what this start made: the whole directory if it created it. */
+  /**
+   * Removes what the stack makes: the whole directory if this start
+   * created it, else what stands at the top under the stack's names (links
+   * removed, never followed).
+   */
   async discard(): Promise<void> {
-    const paths = this.created ? [this.layout.root] : this.#made.reverse();
+    const { root } = this.layout;
+    const paths = this.created
+      ? [root]
+      : [...TOP.keys()].map((n) => `${root}/${n}`);
     for (const path of paths) {
       await Deno.remove(path, { recursive: true }).catch(() => {});
     }
-    this.#made = [];
   }
 }
 
@@ -171,34 +151,35 @@ async function openRoot(dir: RuntimeDir): Promise<boolean> {
 }
 
 /**
- * Checks or creates the runtime directory and writes the static files
- * nginx serves; throws a {@linkcode ConfigError} (or a file-system error)
- * when it cannot, after removing whatever it made.
+ * Checks or creates the runtime directory, clears what an earlier start
+ * left in it, and writes the static files nginx serves; throws a
+ * {@linkcode ConfigError} when it cannot, after removing what it made.
  */
 export async function prepareRuntimeDir(root: string): Promise<RuntimeDir> {
   const probe = new RuntimeDir(runtimeLayout(root), false);
-  const dir = new RuntimeDir(
-    probe.layout,
-    await openRoot(probe).catch((err) => {
-      throw err instanceof ConfigError ? err : probe.invalid(err.message);
-    }),
-  );
+  const created = await openRoot(probe).catch((err) => {
+    throw err instanceof ConfigError ? err : probe.invalid(err.message);
+  });
+  const dir = new RuntimeDir(probe.layout, created);
   try {
+    if (!created) await dir.discard();
     const { sockets, nginx, public: pub } = dir.layout;
-    for (const path of [sockets, nginx, pub]) await dir.dir(path);
+    for (const path of [sockets, nginx, pub]) {
+      await Deno.mkdir(path, { mode: 0o700 });
+    }
     for (const [path, file] of STATIC_FILES) {
-      const parts = path.split("/").slice(1, -1);
-      for (let i = 1; i <= parts.length; i++) {
-        await dir.dir(`${pub}/${parts.slice(0, i).join("/")}`);
-      }
-      await dir.writeFile(`${pub}${path}`, bytesOf(file));
+      const target = `${pub}${path}`;
+      await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), {
+        recursive: true,
+        mode: 0o700,
+      });
+      await dir.writeFile(target, bytesOf(file));
       // nginx's ETag and Last-Modified come from the mtime (static_files.ts).
-      const time = contentTime(file);
-      await Deno.utime(`${pub}${path}`, time, time);
+      await Deno.utime(target, contentTime(file), contentTime(file));
     }
     return dir;
   } catch (err) {
     await dir.discard();
-    throw err;
+    throw err instanceof ConfigError ? err : dir.invalid(String(err));
   }
 }
