@@ -1,11 +1,10 @@
 /**
  * The kernel's clock state for the workers' `/time`: `adjtimex(2)` with
- * modes 0 (a read that changes nothing) through FFI, once a second, in the
- * supervisor alone. `--allow-ffi` on libc is as good as every permission,
- * and the supervisor holds as much already (it may run `deno`); no process
- * that reads a request gets it. Each worker gets the readings on its
- * standard input (service/clock.ts reads them), a pipe that needs no
- * permission; one that does not read is skipped, never queued for.
+ * modes 0 (a read) through FFI, once a second, in the supervisor alone:
+ * `--allow-ffi` on libc is as good as every permission, which the
+ * supervisor holds already (it may run `deno`). Each worker gets the
+ * readings on its standard input (service/clock.ts reads them), a pipe
+ * that needs no permission; one that does not read is skipped.
  *
  * @module
  */
@@ -26,9 +25,8 @@ export const LIBC = `/lib/${Deno.build.arch}-linux-gnu/libc.so.6`;
 export type ReadTimex = () => Timex | null;
 
 /**
- * `adjtimex` through libc; throws when libc cannot be opened (no FFI
- * permission, another libc). `struct timex` on 64-bit Linux is 208 bytes,
- * laid out alike on amd64 and arm64 (little-endian both).
+ * `adjtimex` through libc; throws when libc cannot be opened. `struct
+ * timex` on 64-bit Linux is 208 bytes, laid out alike on amd64 and arm64.
  */
 export function kernelReader(): ReadTimex {
   const { adjtimex } = Deno.dlopen(LIBC, {
@@ -39,8 +37,7 @@ export function kernelReader(): ReadTimex {
   return () => {
     buffer.fill(0); // modes 0: read only
     const state = adjtimex(buffer);
-    if (state < 0) return null;
-    return {
+    return state < 0 ? null : {
       state,
       status: view.getInt32(40, true),
       maxerror: Number(view.getBigInt64(24, true)),
@@ -50,10 +47,7 @@ export function kernelReader(): ReadTimex {
   };
 }
 
-/**
- * The supervisor's publisher, reading the kernel; if it cannot (no FFI
- * permission, another libc), one line says so and the clock is unknown.
- */
+/** The supervisor's publisher; if it cannot read, one line says so. */
 export function kernelClock(
   logger: Logger,
   open: () => ReadTimex = kernelReader,
@@ -68,18 +62,18 @@ export function kernelClock(
   }
 }
 
-/** Reads once a second and sends each reading to every worker added. */
+/**
+ * Reads once a second, sends each reading to every worker added, and logs
+ * one `warn` line when the state changes (synchronised or not, a leap
+ * second armed or not).
+ */
 export class ClockPublisher {
   #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   #line!: Uint8Array;
   /** The state the last reading gave. */
   state!: ClockState;
 
-  /**
-   * A publisher that reads with `read` (none: the clock is unknown), and
-   * logs one `warn` line when the state changes: synchronised or not, a
-   * leap second armed or not.
-   */
+  /** A publisher that reads with `read` (none: the clock is unknown). */
   constructor(
     readonly logger: Logger,
     readonly read: ReadTimex = () => null,
@@ -100,8 +94,8 @@ export class ClockPublisher {
     for (const writer of this.#writers) this.#send(writer);
   }
 
+  // A worker that stopped reading (SIGSTOP) fills its pipe: skipped.
   #send(writer: WritableStreamDefaultWriter<Uint8Array>): void {
-    // A worker that stopped reading (SIGSTOP) fills its pipe: skipped.
     if ((writer.desiredSize ?? 0) <= 0) return;
     writer.write(this.#line).catch(() => this.#writers.delete(writer));
   }
