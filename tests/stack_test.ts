@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   freePort,
   needs,
+  needsRoot,
   onFreePort,
   openTempDir,
   PortTaken,
@@ -570,7 +571,7 @@ function assertRefused(
 Deno.test({
   name:
     "a planted runtime directory is refused: no link followed, nothing chowned",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("run the stack as root"),
   fn: async () => {
     const base = await openTempDir("ip-timestamp-planted-");
     try {
@@ -619,7 +620,8 @@ Deno.test({
 
 Deno.test({
   name: "the workers' sockets are closed to nobody and nogroup, open to nginx",
-  ignore: !ready || Deno.uid() !== 0 || !needs("runuser"),
+  ignore: !ready || !needsRoot("try the sockets as nobody (runuser)") ||
+    !needs("runuser"),
   fn: () =>
     withStack({}, async (stack) => {
       const socket = workerSocket(stack.runtimeDir, 0);
@@ -669,7 +671,7 @@ Deno.test({
 
 Deno.test({
   name: "a full disk under RUNTIME_DIR: one line, exit 2, nothing left behind",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("mount a full tmpfs"),
   fn: async () => {
     const mount = await openTempDir("ip-timestamp-full-");
     // Room for nginx.conf and the static files, not for the workers' program.
@@ -834,8 +836,7 @@ Deno.test({
 Deno.test({
   name:
     "the stack runs as an unprivileged user and writes only its runtime directory",
-  // Creating the user takes root; CI runs as root, so there it always runs.
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("create the stack's user"),
   fn: async () => {
     // A name of its own: another run on the machine may have its user.
     const user = `ipts-test-${Deno.pid}`;

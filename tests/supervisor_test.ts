@@ -8,6 +8,7 @@ import {
   answers,
   freePort,
   needs,
+  needsRoot,
   pidsOf,
   run,
   stdoutOf,
@@ -113,7 +114,7 @@ Deno.test({
 Deno.test({
   name:
     "as root, every process that reads a request runs as the stack's account",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("run the stack as root"),
   fn: () =>
     withStack({}, async (stack) => {
       const ps = await stdoutOf("ps", ["-eo", "user:32=,args="]);
@@ -140,7 +141,7 @@ Deno.test({
 Deno.test({
   name:
     "root without CAP_SETUID and CAP_SETGID is refused with one line and exit 2",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("run the stack as root without capabilities"),
   fn: () =>
     withTempDir(async (dir) => {
       await Deno.chmod(dir, 0o755);
