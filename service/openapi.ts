@@ -21,6 +21,7 @@ import {
   WORLDTIME_TAG,
   worldTimePaths,
 } from "./openapi_worldtime.ts";
+import { TZDB_VERSION } from "./tz_names.ts";
 
 type Json = Record<string, unknown>;
 
@@ -470,6 +471,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
         "(`deno task stack`). " + DATA_SOURCES,
       contact: { name: "ip-timestamp" },
       license: { name: "MIT", identifier: "MIT" },
+      "x-tz-release": TZDB_VERSION,
     },
     servers: [{
       url: "http://{host}:{port}",

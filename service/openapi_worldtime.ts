@@ -240,6 +240,7 @@ export function worldTimePaths(): Record<string, unknown> {
 
 /** The sentence `/openapi.json`'s description adds about the data used. */
 export const DATA_SOURCES: string =
-  "Zones and abbreviations: the tz database " +
-  `${TZDB_VERSION}. Countries: ${COUNTRY_DB.name} ${COUNTRY_DB.version}, ` +
+  `Time zones: the tz database ${TZDB_VERSION} (\`x-tz-release\`) for ` +
+  "names, abbreviations, offsets (the runtime's, the same release) and " +
+  `countries' zones. Countries: ${COUNTRY_DB.name} ${COUNTRY_DB.version}, ` +
   `${COUNTRY_DB.licence}.`;

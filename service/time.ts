@@ -2,13 +2,13 @@
  * `GET /time`: the instant in UTC, optionally in one IANA time zone, and the
  * server's side of an NTP-style exchange (`t0` in, `t1` and `t2` out).
  *
- * Time-zone data is the runtime's own (`Temporal`); only the current names
- * of zones the runtime knows by an old name come from the tz database
- * (`zone_links.ts`).
+ * Offsets and transitions are the runtime's (`Temporal`); which names are
+ * zones, and which name a zone is answered by, the shipped tz database's
+ * (`tz_names.ts`, the same release).
  *
  * @module
  */
-import { ZONE_LINKS } from "./zone_links.ts";
+import { canonicalZone } from "./tz_names.ts";
 
 /** A clock in milliseconds since the epoch, with sub-millisecond precision. */
 export type PreciseClock = () => number;
@@ -55,7 +55,7 @@ export const preciseNow: PreciseClock = anchoredClock(
 
 /** What a `/time` request asked for, validated. */
 export interface TimeQuery {
-  /** The zone's canonical id as the runtime names it. */
+  /** The zone's primary name (`canonicalZone`). */
   tz?: string;
   /** The client's send time, ms since the epoch. */
   t0?: number;
@@ -79,27 +79,8 @@ export class TimeQueryError extends Error {
   override name = "TimeQueryError";
 }
 
-// Zone names are letters, digits and `_+-/`; anything else is not looked up.
-const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+\-\/]{0,63}$/;
 // A plain decimal: no exponent, no hex, no "Infinity", not empty.
 const DECIMAL = /^-?\d{1,16}(\.\d{1,9})?$/;
-
-/**
- * The current IANA name of a zone the runtime knows, or undefined: the
- * runtime's spelling (`europe/berlin` is `Europe/Berlin`), then the tz
- * database's name for an alias (`Asia/Calcutta` is `Asia/Kolkata`).
- */
-export function canonicalZone(name: string): string | undefined {
-  if (!ZONE_NAME.test(name)) return undefined;
-  let id: string;
-  try {
-    id = Temporal.Instant.fromEpochMilliseconds(0)
-      .toZonedDateTimeISO(name).timeZoneId;
-  } catch {
-    return undefined;
-  }
-  return ZONE_LINKS.get(id) ?? id;
-}
 
 /** Validates `tz` and `t0` of a query; throws {@linkcode TimeQueryError}. */
 export function parseTimeQuery(params: URLSearchParams): TimeQuery {

@@ -1,19 +1,17 @@
 /**
- * What the runtime's time-zone data (Temporal, ICU) does not say: the tz
- * database's canonical names and links, its abbreviations (`EST`, `BST`,
- * `+0545`; ICU's short names are CLDR's, often `GMT+1`), its zones per
- * country and their populations. All from the tz database as packed by
- * `moment-timezone`'s `data/packed/latest.json` (pinned in deno.json; the
- * tzdb release is {@linkcode TZDB_VERSION}), kept in tzdb.json without its
- * transition times (tzdb_update.ts writes it, tzdb_test.ts checks it). Offsets and transitions still
+ * The tz database as the service ships it, one release
+ * ({@linkcode TZDB_VERSION}, the one the runtime's ICU carries: tzdb_test.ts
+ * fails when they differ): each zone's names and which is primary, its
+ * abbreviations (`EST`, `BST`, `+0545`; ICU's short names are CLDR's, often
+ * `GMT+1`), the zones per country and their populations. Kept in tzdb.json
+ * (tzdb_update.ts writes it from moment-timezone). Offsets and transitions
  * come from Temporal: an abbreviation is picked by the offset Temporal
- * gives, so the two sources cannot contradict each other.
+ * gives, so the two cannot contradict each other.
  *
  * @module
  */
 import packed from "./tzdb.json" with { type: "json" };
 import type { PackedTzdb } from "./tzdb_update.ts";
-import { canonicalZone } from "./time.ts";
 
 interface ZoneInfo {
   /** The most recent abbreviation the zone used for each offset (minutes east). */
@@ -24,7 +22,7 @@ interface ZoneInfo {
 
 const data: PackedTzdb = packed;
 
-/** The tz database release the names and abbreviations come from. */
+/** The tz database release of every zone name, abbreviation and offset. */
 export const TZDB_VERSION: string = data.version;
 
 // moment's base-60 digits: 0-9, a-z, A-X.
@@ -92,6 +90,9 @@ for (const link of data.links) {
   DATA_ZONE.set(alias.toLowerCase(), target);
   SPELLING.set(alias.toLowerCase(), alias);
 }
+const PRIMARY = new Map(
+  data.aliases.map((line) => line.split("|") as [string, string]),
+);
 
 function dataOf(zone: string): ZoneInfo | undefined {
   const packedZone = DATA_ZONE.get(zone.toLowerCase());
@@ -99,16 +100,22 @@ function dataOf(zone: string): ZoneInfo | undefined {
 }
 
 /**
- * The canonical name of a zone or link, matched case-insensitively
- * (`asia/calcutta` → `Asia/Kolkata`, `europe/oslo` → `Europe/Oslo`), or
- * undefined: by the rule `/time?tz=` follows (`canonicalZone`), but for
- * UTC's name.
+ * The primary name of a zone, given any of its names in any case, or
+ * undefined: `europe/berlin` is `Europe/Berlin`, `Asia/Calcutta` is
+ * `Asia/Kolkata`, `Etc/GMT` is `UTC` (as ECMA-402 names it), and
+ * `Europe/Oslo` stays itself although it shares Berlin's rules.
+ */
+export function canonicalZone(name: string): string | undefined {
+  const spelled = SPELLING.get(name.toLowerCase());
+  return spelled === undefined ? undefined : PRIMARY.get(spelled) ?? spelled;
+}
+
+/**
+ * {@linkcode canonicalZone} as worldtimeapi names zones: UTC is `Etc/UTC`,
+ * as in the tz database.
  */
 export function canonicalName(name: string): string | undefined {
-  const spelled = SPELLING.get(name.toLowerCase());
-  const zone = spelled === undefined ? undefined : canonicalZone(spelled);
-  // ECMA-402 names UTC by the link, the tz database (and worldtimeapi) by
-  // its zone.
+  const zone = canonicalZone(name);
   return zone === "UTC" ? "Etc/UTC" : zone;
 }
 
@@ -116,11 +123,7 @@ let names: readonly string[] | undefined;
 /** The canonical zone names, sorted (worldtimeapi's `/api/timezone`). */
 export function zoneNames(): readonly string[] {
   names ??= [
-    ...new Set(
-      [...SPELLING.values()].map(canonicalName).filter((z) =>
-        z !== undefined && dataOf(z) !== undefined
-      ) as string[],
-    ),
+    ...new Set([...SPELLING.values()].map((name) => canonicalName(name)!)),
   ].sort();
   return names;
 }

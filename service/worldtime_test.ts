@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import type { Lookup } from "./geo.ts";
-import { canonicalZone } from "./time.ts";
+import { canonicalZone } from "./tz_names.ts";
 
 const CLIENT = "203.0.113.7";
 

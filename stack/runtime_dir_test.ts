@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../service/config.ts";
 import { prepareRuntimeDir, refusal, runtimeLayout } from "./runtime_dir.ts";
+import { needsRoot } from "../tests/test_util.ts";
 
 const NOBODY = 65534;
 
@@ -39,8 +40,7 @@ Deno.test("/tmp, /etc and / are refused as runtime directories", async () => {
 
 Deno.test({
   name: "a directory another user planted is refused and left as it was",
-  // Only root can plant a directory of another user's.
-  ignore: Deno.uid() !== 0,
+  ignore: !needsRoot("plant a directory of another user's"),
   fn: () =>
     withBase(async (base) => {
       const victim = `${base}/victim.conf`;

@@ -8,6 +8,7 @@ import {
   freePort,
   listening,
   needs,
+  needsRoot,
   onFreePort,
   run,
   type Running,
@@ -153,7 +154,8 @@ Deno.test("without IPv6 the default HOST falls back to IPv4; a HOST that was set
 Deno.test({
   name:
     "where IPv6 is disabled, start still starts by default and answers IPv4",
-  ignore: Deno.uid() !== 0 || !needs("unshare", "ip", "curl"),
+  ignore: !needsRoot("make a network namespace without IPv6") ||
+    !needs("unshare", "ip", "curl"),
   fn: async () => {
     const script = [
       "ip link set lo up",

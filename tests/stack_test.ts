@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   freePort,
   needs,
+  needsRoot,
   onFreePort,
   openTempDir,
   PortTaken,
@@ -607,7 +608,8 @@ Deno.test({
 
 Deno.test({
   name: "the workers' sockets are closed to every other user",
-  ignore: !ready || Deno.uid() !== 0 || !needs("runuser"),
+  ignore: !ready || !needsRoot("try the sockets as another user (runuser)") ||
+    !needs("runuser"),
   fn: () =>
     withStack({}, async (stack) => {
       const socket = workerSocket(stack.runtimeDir, 0);
@@ -640,7 +642,7 @@ Deno.test({
 
 Deno.test({
   name: "a full disk under RUNTIME_DIR: one line, exit 2, nothing left behind",
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("mount a full tmpfs"),
   fn: async () => {
     const mount = await openTempDir("ip-timestamp-full-");
     // Room for nginx.conf, not for all the static files.
@@ -804,8 +806,7 @@ Deno.test({
 Deno.test({
   name:
     "the stack runs as an unprivileged user and writes only its runtime directory",
-  // Creating the user takes root; CI runs as root, so there it always runs.
-  ignore: !ready || Deno.uid() !== 0,
+  ignore: !ready || !needsRoot("create the stack's user"),
   fn: async () => {
     // A name of its own: another run on the machine may have its user.
     const user = `ipts-test-${Deno.pid}`;

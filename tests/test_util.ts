@@ -104,10 +104,22 @@ export function hasCommand(name: string): boolean {
  */
 export function needs(...tools: string[]): boolean {
   const missing = tools.filter((t) => !hasCommand(t));
-  if (missing.length === 0) return true;
-  const what = `${missing.join(", ")} not installed ` +
-    "(the README's apt-get line under Prerequisites installs every tool)";
-  if (Deno.env.get("CI") === "true") throw new Error(`Missing tools: ${what}`);
+  return missing.length === 0 || cannotRun(
+    `${missing.join(", ")} not installed ` +
+      "(the README's apt-get line under Prerequisites installs every tool)",
+  );
+}
+
+/**
+ * Whether tests that need root should run: as another user they skip,
+ * saying `why` they need it, but fail in CI, as {@linkcode needs} does.
+ */
+export function needsRoot(why: string): boolean {
+  return Deno.uid() === 0 || cannotRun(`needs root to ${why}`);
+}
+
+function cannotRun(what: string): false {
+  if (Deno.env.get("CI") === "true") throw new Error(`Cannot run: ${what}`);
   console.warn(`skipping: ${what}`);
   return false;
 }
