@@ -22,7 +22,12 @@ import {
   SERVICE_ENV,
   type ServiceConfig,
 } from "./service/config.ts";
-import { createLogger, type Logger } from "./service/log.ts";
+import {
+  createLogger,
+  type Logger,
+  type LogSink,
+  queuedSink,
+} from "./service/log.ts";
 import { loadCityZone } from "./service/geo.ts";
 
 /** The service's version, from `deno.json`. */
@@ -193,7 +198,11 @@ Docs: README.md. Stops on SIGTERM or SIGINT, after draining.`;
  * `--version` print and end with 0, a {@linkcode ConfigError} is one line
  * and 2, anything else 1, a clean stop 0.
  */
-export async function run(args: string[], env: EnvReader): Promise<number> {
+export async function run(
+  args: string[],
+  env: EnvReader,
+  sink?: LogSink,
+): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(USAGE);
     return 0;
@@ -202,10 +211,10 @@ export async function run(args: string[], env: EnvReader): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  let logger = createLogger("error");
+  let logger = createLogger("error", {}, sink);
   try {
     const config = loadServiceConfig(env);
-    logger = createLogger(config.logLevel);
+    logger = createLogger(config.logLevel, {}, sink);
     return await serveUntilStopped(await serve(config, logger), config, logger);
   } catch (err) {
     if (err instanceof ConfigError) logger.error(err.message, err.fields);
@@ -293,4 +302,10 @@ async function serveAgain(
   }
 }
 
-if (import.meta.main) Deno.exit(await run(Deno.args, (n) => Deno.env.get(n)));
+if (import.meta.main) {
+  // Logs never block the service; what is queued is written before exit.
+  const { sink, flush } = queuedSink();
+  const code = await run(Deno.args, (n) => Deno.env.get(n), sink);
+  await flush();
+  Deno.exit(code);
+}

@@ -5,6 +5,7 @@
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "./config.ts";
+import { LogQueue } from "./log_queue.ts";
 import { formatTimestamp } from "./timestamp.ts";
 
 /** Extra fields of one log line. */
@@ -27,9 +28,56 @@ export interface Logger {
 /** Where a logger's entries go: one object a line. */
 export type LogSink = (entry: LogFields & { level: LogLevel }) => void;
 
+// C1 controls (0x80-0x9f, e.g. the 8-bit CSI) and DEL are valid in JSON
+// strings but act on terminals; the line separators break some readers.
+const UNSAFE = /[\u007f-\u009f\u2028\u2029]/g;
+
+/** `JSON.stringify` with terminal controls escaped: safe to print anywhere. */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * A sink to the process's stdout and stderr (warnings and errors) that
+ * never blocks: a reader that stalls costs dropped lines, counted once it
+ * reads again. `flush` waits up to `ms` for what is queued (before exit).
+ */
+export function queuedSink(): {
+  sink: LogSink;
+  flush(ms?: number): Promise<void>;
+} {
+  const encoder = new TextEncoder();
+  const note = (stream: string) => (dropped: number) =>
+    encoder.encode(
+      safeJson({
+        time: formatTimestamp(new Date()),
+        level: "warn",
+        msg: "log lines dropped: the reader of the output stalled",
+        stream,
+        dropped,
+      }) + "\n",
+    );
+  const out = new LogQueue(Deno.stdout, note("stdout"));
+  const err = new LogQueue(Deno.stderr, note("stderr"));
+  return {
+    sink: (entry) => {
+      const queue = entry.level === "warn" || entry.level === "error"
+        ? err
+        : out;
+      queue.push([encoder.encode(safeJson(entry) + "\n")]);
+    },
+    flush: async (ms = 1000) => {
+      await Promise.all([out.flush(ms), err.flush(ms)]);
+    },
+  };
+}
+
 // Warnings and errors on stderr, the rest on stdout.
 const consoleSink: LogSink = (entry) => {
-  const line = JSON.stringify(entry);
+  const line = safeJson(entry);
   if (entry.level === "warn" || entry.level === "error") console.error(line);
   else console.log(line);
 };

@@ -10,18 +10,21 @@
  * other line becomes one JSON line at level `error` (`warn` for Deno's
  * warnings), without terminal escapes, with the fields the relay was given.
  * nginx's error log and refused requests are summarised (nginx_log.ts);
- * the queues are log_queue.ts's.
+ * the queues are service/log_queue.ts's.
  *
  * @module
  */
 import { stripVTControlCharacters } from "node:util";
 import { formatTimestamp } from "../service/timestamp.ts";
-import { createLogger, type LogFields, type Logger } from "../service/log.ts";
+import {
+  createLogger,
+  type LogFields,
+  type Logger,
+  safeJson,
+} from "../service/log.ts";
 import type { LogLevel } from "../service/config.ts";
-import { countLines, LogQueue, type LogSink } from "./log_queue.ts";
+import { type ByteSink, countLines, LogQueue } from "../service/log_queue.ts";
 import { LineBudget, nginxErrorLine, RefusedRequests } from "./nginx_log.ts";
-
-export type { LogSink };
 
 /**
  * What a child writes: `json` our JSON log lines (a worker), `nginx-access`
@@ -41,18 +44,6 @@ const NEWLINE = 0x0a;
 // One read of a child's pipe, into a buffer each relay reuses: a fresh
 // buffer per read was most of the supervisor's garbage under a log flood.
 const READ_SIZE = 1 << 16;
-// C1 controls (0x80-0x9f, e.g. the 8-bit CSI) and DEL are valid in JSON
-// strings but act on terminals; the line separators break some readers.
-const UNSAFE = /[\u007f-\u009f\u2028\u2029]/g;
-
-/** `JSON.stringify` with terminal controls escaped: safe to print anywhere. */
-export function safeJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    UNSAFE,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
 // A line is passed through untouched when it is a JSON object of
 // printable ASCII (what nginx's `escape=json` access log writes).
 function plainJsonLine(bytes: Uint8Array, start: number, end: number): boolean {
@@ -120,7 +111,7 @@ export class LogRelay {
   #sources = new Set<Source>();
 
   /** A relay to these two sinks (`Deno.stdout`, `Deno.stderr`). */
-  constructor(stdout: LogSink, stderr: LogSink, options: RelayOptions = {}) {
+  constructor(stdout: ByteSink, stderr: ByteSink, options: RelayOptions = {}) {
     this.#now = options.now ?? Date.now;
     const note = (stream: string) => (dropped: number) =>
       encoder.encode(

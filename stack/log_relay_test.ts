@@ -1,14 +1,15 @@
 // The log relay in-process, with fake sinks, streams and clock: what a
 // reader of the stack's output sees for each kind of line a child writes.
 import assert from "node:assert/strict";
-import { LogRelay, type LogSink } from "./log_relay.ts";
+import { LogRelay } from "./log_relay.ts";
+import type { ByteSink } from "../service/log_queue.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 // A sink that keeps what it is given; `stall()` holds writes until `go()`,
 // `close()` makes them fail as a closed pipe does.
-class FakeSink implements LogSink {
+class FakeSink implements ByteSink {
   chunks: Uint8Array[] = [];
   #held?: PromiseWithResolvers<void>;
   #closed = false;

@@ -14,6 +14,7 @@ import {
   type Running,
   staleSocket,
   stdoutOf,
+  until,
   withTempDir,
 } from "./test_util.ts";
 import {
@@ -526,5 +527,58 @@ Deno.test("out of descriptors, the service drops held connections and serves aga
     proc.child.kill("SIGTERM");
     await proc.child.status;
     await proc.drained;
+  }
+});
+
+Deno.test("a stdout nobody reads never stalls the service: it answers on, and counts what it dropped", async () => {
+  // LOG_LEVEL=debug: a line a request, far more than a pipe holds.
+  const { port, child, answered } = await onFreePort(async (port) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "start"],
+      env: { HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "debug" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const url = `http://127.0.0.1:${port}/ip`;
+    const answered = await until(() =>
+      fetch(url).then(async (r) => {
+        await r.body?.cancel();
+        return r.ok;
+      }, () => false), 30_000);
+    return { port, child, answered };
+  });
+  try {
+    assert.ok(answered, "the service started");
+    // More lines than the pipe and the queue (1 MiB) hold.
+    for (let i = 0; i < 8000; i++) {
+      // A service blocked on its stdout would never answer: fail, not hang.
+      const res = await fetch(`http://127.0.0.1:${port}/ip`, {
+        signal: AbortSignal.timeout(30_000),
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    // Read now: the lines kept, then the count of those dropped.
+    child.kill("SIGTERM");
+    const out = new TextDecoder().decode(
+      await new Response(child.stdout).arrayBuffer(),
+    );
+    const err = new TextDecoder().decode(
+      await new Response(child.stderr).arrayBuffer(),
+    );
+    const note = (out + err).split("\n").find((l) =>
+      l.includes("log lines dropped")
+    );
+    assert.ok(note, err.slice(-500));
+    const kept = out.split("\n").filter((l) => l.includes('"msg":"request"'));
+    assert.equal(kept.length + JSON.parse(note).dropped, 8000 + 1);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Stopped already.
+    }
+    await child.status;
   }
 });

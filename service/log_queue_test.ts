@@ -1,11 +1,11 @@
-// The relay's queues with a fake sink: a stalled reader costs counted
+// The log queues with a fake sink: a stalled reader costs counted
 // lines, a reader gone costs lines, never an exception.
 import assert from "node:assert/strict";
-import { LogQueue, type LogSink } from "./log_queue.ts";
+import { type ByteSink, LogQueue } from "./log_queue.ts";
 
 const encoder = new TextEncoder();
 
-class Sink implements LogSink {
+class Sink implements ByteSink {
   text = "";
   held?: PromiseWithResolvers<void>;
   closed = false;

@@ -1,20 +1,21 @@
 /**
- * The relay's output queues: bounded, so that a stalled reader of the
- * stack's output (`| sleep`) costs dropped lines, counted and told once it
- * is back, and a reader gone (`| head -n1`) costs lines, never an error.
+ * Output queues for log lines, the service's and the stack's relay's:
+ * bounded, so that a stalled reader (`| sleep`) costs dropped lines,
+ * counted and told once it is back, never a stalled process; and a reader
+ * gone (`| head -n1`) costs lines, never an error.
  *
  * @module
  */
 
-/** Where the relay writes: `Deno.stdout` and `Deno.stderr` or a test's. */
-export interface LogSink {
+/** Where a queue writes: `Deno.stdout` and `Deno.stderr` or a test's. */
+export interface ByteSink {
   /** Writes some of `bytes`; resolves with how many. */
   write(bytes: Uint8Array): Promise<number>;
 }
 
 const NEWLINE = 0x0a;
 // Bytes queued for one stream before lines are dropped: a stalled reader
-// costs the supervisor at most this much memory.
+// costs the process at most this much memory.
 const MAX_QUEUED_BYTES = 1 << 20;
 
 /**
@@ -33,7 +34,7 @@ export class LogQueue {
 
   /** A queue to `sink`; `note` is the line that tells of dropped lines. */
   constructor(
-    readonly sink: LogSink,
+    readonly sink: ByteSink,
     readonly note: (dropped: number) => Uint8Array,
   ) {}
 
