@@ -1,16 +1,11 @@
 /**
  * The stack's output: every line the supervisor, nginx and the workers
  * write goes through one relay to the supervisor's stdout or stderr, as one
- * valid UTF-8 JSON object a line, and never blocks anyone.
- *
- * Writing is asynchronous and bounded: when the reader of stdout stalls
- * (`| sleep`) or is gone (`| head -n1`), lines are dropped and counted, and
- * the count is written once the reader is back. A child's line that is
- * plain JSON is passed through (a worker's gets its `worker` field); any
- * other line becomes one JSON line at level `error` (`warn` for Deno's
- * warnings), without terminal escapes, with the fields the relay was given.
- * nginx's error log and refused requests are summarised (nginx_log.ts);
- * the queues are service/log_queue.ts's.
+ * valid UTF-8 JSON object a line, through queues that never block anyone
+ * (service/log_queue.ts). nginx's JSON lines pass untouched; a worker's get
+ * its `worker` field; any other line becomes one JSON line at level `error`
+ * (`warn` for Deno's warnings), without terminal escapes. nginx's error log
+ * and refused requests are summarised (nginx_log.ts).
  *
  * @module
  */
@@ -33,19 +28,13 @@ import { LineBudget, nginxErrorLine, RefusedRequests } from "./nginx_log.ts";
  */
 export type RelayKind = "json" | "nginx-access" | "nginx-error";
 
-/** Settings of a relay; tests inject a clock. */
-export interface RelayOptions {
-  /** The time in milliseconds (default `Date.now`). */
-  now?: () => number;
-}
-
 const encoder = new TextEncoder();
 const NEWLINE = 0x0a;
 // One read of a child's pipe, into a buffer each relay reuses: a fresh
 // buffer per read was most of the supervisor's garbage under a log flood.
 const READ_SIZE = 1 << 16;
-// A line is passed through untouched when it is a JSON object of
-// printable ASCII (what nginx's `escape=json` access log writes).
+
+// A JSON object of printable ASCII: what nginx's `escape=json` writes.
 function plainJsonLine(bytes: Uint8Array, start: number, end: number): boolean {
   if (bytes[start] !== 0x7b || bytes[end - 1] !== 0x7d) return false;
   for (let i = start; i < end; i++) {
@@ -65,38 +54,20 @@ function allPlain(bytes: Uint8Array): boolean {
   return true;
 }
 
-// A line a child wrote that is not JSON, as a log object: an error (a
-// warning when Deno says `warning`), without terminal escapes.
-function textLine(
-  text: string,
-  fields: LogFields,
-  now: Date = new Date(),
-): LogFields {
-  const msg = stripVTControlCharacters(text).trimEnd();
-  return {
-    time: formatTimestamp(now),
-    level: /^warning\b/i.test(msg) ? "warn" : "error",
-    msg,
-    ...fields,
-  };
-}
-
-/** One relayed stream: its kind, destination and the fields it adds. */
+// One relayed stream, and its text lines not written yet (LogRelay.#text).
 interface Source {
   kind: RelayKind;
   to: "stdout" | "stderr";
   fields: LogFields;
-  // Text lines not written yet: one entry (see LogRelay.#text).
   text?: string;
   timer?: ReturnType<typeof setTimeout>;
 }
 
-// How long the relay waits for more of a child's text before writing it.
+// Text of one entry: what follows within TEXT_MS, up to MAX_TEXT
+// characters, until a line that starts a message of its own.
 const TEXT_MS = 100;
-// A line that starts a message of its own rather than continuing one.
-const NEW_MESSAGE = /^(error|warning)\b/i;
-// Characters of text kept for one entry before it is written.
 const MAX_TEXT = 16_384;
+const NEW_MESSAGE = /^(error|warning)\b/i;
 
 /** The relay: a logger for the supervisor and readers for its children. */
 export class LogRelay {
@@ -110,9 +81,9 @@ export class LogRelay {
   // Streams being relayed, whose pending text flush() writes.
   #sources = new Set<Source>();
 
-  /** A relay to these two sinks (`Deno.stdout`, `Deno.stderr`). */
-  constructor(stdout: ByteSink, stderr: ByteSink, options: RelayOptions = {}) {
-    this.#now = options.now ?? Date.now;
+  /** A relay to these sinks (`Deno.stdout`, `Deno.stderr`), on a clock. */
+  constructor(stdout: ByteSink, stderr: ByteSink, now = Date.now) {
+    this.#now = now;
     const note = (stream: string) => (dropped: number) =>
       encoder.encode(
         safeJson({
@@ -242,7 +213,9 @@ export class LogRelay {
   #endText(source: Source): void {
     clearTimeout(source.timer);
     if (source.text === undefined) return;
-    this.write(textLine(source.text, source.fields, new Date(this.#now())));
+    const msg = stripVTControlCharacters(source.text).trimEnd();
+    const level = /^warning\b/i.test(msg) ? "warn" : "error";
+    this.write({ time: this.#time(), level, msg, ...source.fields });
     source.text = undefined;
   }
 

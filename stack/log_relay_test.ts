@@ -70,7 +70,7 @@ function setup(start = Date.UTC(2026, 0, 2, 3, 4, 5)) {
   const clock = { now: start };
   const out = new FakeSink();
   const err = new FakeSink();
-  const relay = new LogRelay(out, err, { now: () => clock.now });
+  const relay = new LogRelay(out, err, () => clock.now);
   return { relay, out, err, clock };
 }
 
