@@ -30,7 +30,8 @@ COPY static/ static/
 RUN deno run -A --frozen tasks/bundle.ts /app /usr/share/ip-timestamp/geo-whois-asn-country.mmdb
 
 FROM docker.io/denoland/deno:debian-${DENO_VERSION}
-ARG VERSION=dev
+# deno.json's version (the workflow and .ci/container/check.sh pass it).
+ARG VERSION
 LABEL org.opencontainers.image.title="ip-timestamp" \
   org.opencontainers.image.description="The current UTC time and the caller's IP address, as JSON, text or a page" \
   org.opencontainers.image.source="https://github.com/ip-timestamp/ip-timestamp" \

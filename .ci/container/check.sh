@@ -32,7 +32,8 @@ t0=$SECONDS
 # Two runs must not build the stand-in at once.
 flock "$CI_CACHE/stand-in.lock" .ci/container/base_image.sh "$version" "$arch"
 t1=$SECONDS
-if ! podman build --platform "linux/$arch" --pull=never --format docker -t "$image" . >"$log" 2>&1; then
+if ! podman build --platform "linux/$arch" --pull=never --format docker \
+  --build-arg VERSION="$(jq -r .version deno.json)" -t "$image" . >"$log" 2>&1; then
   tail -40 "$log"
   echo "container: the Dockerfile does not build for linux/$arch"
   exit 1

@@ -152,6 +152,14 @@ if [ -z "$uid" ] || [ "$uid" = 0 ] || [ -z "$gid" ] || [ "$gid" = 0 ]; then
   fail "the image's user is root or unknown (uid '$uid', gid '$gid')"
 fi
 ok "the image declares a HEALTHCHECK and runs as $uid:$gid"
+# One version: deno.json's, in the image's label and its programs' --version.
+version=$(jq -r .version deno.json)
+label=$("$engine" image inspect -f '{{index .Config.Labels "org.opencontainers.image.version"}}' "$image")
+said=$("$engine" run --rm --network none "$image" deno run stack.js --version 2>&1)
+if [ "$label" != "$version" ] || [ "$said" != "$version" ]; then
+  fail "deno.json says $version; the label ${label@Q}, stack.js --version ${said@Q}"
+fi
+ok "the label and stack.js --version say deno.json's $version"
 # Lean: no npm cache, transpile journal or node_modules; the bundles only.
 extra=$("$engine" run --rm --network none --entrypoint find "$image" \
   /deno-dir /app -mindepth 1 ! -path '/app/*.js' 2>/dev/null) || fail "find failed: $extra"
