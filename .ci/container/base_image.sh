@@ -24,9 +24,11 @@
 # cached in podman's storage: rebuilt only when this script, the Deno version,
 # the architecture or that CA changes. Run it under flock: two runs must not
 # build at once. Usage: base_image.sh DENO_VERSION [amd64|arm64]
+#
+# It uses whatever podman storage its environment names: CI's own when
+# check.sh runs it (env.sh), else the caller's, so that plain `podman build
+# --pull=never` finds the base afterwards. As root (mmdebstrap --mode=root).
 set -euo pipefail
-# shellcheck source=.ci/container/env.sh
-source "$(dirname "$0")/env.sh"
 
 version=${1:?usage: base_image.sh DENO_VERSION [amd64|arm64]}
 case "${2:-$(uname -m)}" in

@@ -155,7 +155,7 @@ ok "the image declares a HEALTHCHECK and runs as $uid:$gid"
 # One version: deno.json's, in the image's label and its programs' --version.
 version=$(jq -r .version deno.json)
 label=$("$engine" image inspect -f '{{index .Config.Labels "org.opencontainers.image.version"}}' "$image")
-said=$("$engine" run --rm --network none "$image" deno run stack.js --version 2>&1)
+said=$("$engine" run --rm --network none "$image" deno run stack.js --version 2>/dev/null)
 if [ "$label" != "$version" ] || [ "$said" != "$version" ]; then
   fail "deno.json says $version; the label ${label@Q}, stack.js --version ${said@Q}"
 fi
