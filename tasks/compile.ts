@@ -79,8 +79,11 @@ if (import.meta.main) {
       Deno.exit(REFUSED);
     }
   }
+  const had = await Deno.stat("dist").then(() => true, () => false);
   const { code } = await new Deno.Command("deno", {
     args: ["compile", ...Deno.args],
   }).spawn().status;
+  // A compile that failed leaves no empty dist/ behind (one it had is kept).
+  if (code !== 0 && !had) await Deno.remove("dist").catch(() => {});
   Deno.exit(code);
 }

@@ -49,3 +49,25 @@ Deno.test("a DENORT_BIN of another Deno version, or not a runtime, is refused", 
     assert.match((await denortProblem(dir, VERSION))!, /not a file/);
     assert.match((await denortProblem(`${dir}/no`, VERSION))!, /no such file/);
   }));
+
+Deno.test("a compile that fails (denort cannot be downloaded) leaves no empty dist/", async () => {
+  const dist = `${PROJECT_DIR}dist`;
+  const had = await Deno.stat(dist).then(() => true, () => false);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "compile"],
+    cwd: PROJECT_DIR,
+    // A proxy that refuses: the download fails, online or not.
+    env: {
+      DENORT_BIN: "",
+      TARGET: "",
+      HTTPS_PROXY: "http://127.0.0.1:9",
+      HTTP_PROXY: "http://127.0.0.1:9",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.notEqual(out.code, 0);
+  if (!had) {
+    await assert.rejects(Deno.stat(dist), Deno.errors.NotFound);
+  }
+});
