@@ -2,7 +2,7 @@
 // caller's zone (`deno task start`, its own permission flags), and a file
 // that is missing or not a MaxMind DB stops the service with exit 2.
 import assert from "node:assert/strict";
-import { cityDbFixture } from "./mmdb_fixture.ts";
+import { cityDbFixture } from "../testing/mmdb_fixture.ts";
 import {
   denoTask,
   listening,
