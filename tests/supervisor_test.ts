@@ -208,3 +208,34 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a worker's socket taken over by another process is caught within seconds; afterwards no answer comes from it",
+  ignore: !ready,
+  fn: () =>
+    withStack({}, async (stack) => {
+      const socket = workerSocket(stack.runtimeDir, 0);
+      // What code running as the stack's user could do: unlink the socket
+      // and bind its own, which answers the probes as well as any worker.
+      await Deno.remove(socket);
+      const impostor = Deno.serve(
+        { path: socket, onListen() {} },
+        () => Response.json({ timestamp: "forged", ip: "6.6.6.6" }),
+      );
+      await Deno.chmod(socket, 0o666);
+      try {
+        const line = await stack.waitFor(
+          /"msg":"worker 0 does not own its socket/,
+        );
+        assert.equal(JSON.parse(line).level, "error");
+        await stack.waitFor(/"msg":"worker 0 restarted"/);
+        for (let i = 0; i < 20; i++) {
+          const answer = await (await fetch(`${stack.url}/`)).json();
+          assert.equal(answer.ip, "127.0.0.1");
+        }
+      } finally {
+        await impostor.shutdown();
+      }
+    }),
+});
