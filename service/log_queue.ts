@@ -88,11 +88,19 @@ export class LogQueue {
     }
   }
 
-  /** Waits up to `ms` for what is queued to be written. */
+  /** Waits up to `ms` for what is queued (and the count of what was not) to be written. */
   async flush(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
-    while ((this.#writing || this.#size > 0) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
+    const drained = async () => {
+      while ((this.#writing || this.#size > 0) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await drained();
+    // Lines dropped and not told yet are told before the process goes.
+    if (this.#dropped > this.#reported) {
+      this.push([], 0);
+      await drained();
     }
   }
 }

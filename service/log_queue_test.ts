@@ -46,3 +46,16 @@ Deno.test("a reader gone (closed pipe) costs lines, never an exception", async (
   await queue.flush(1000);
   assert.equal(sink.text, "");
 });
+
+Deno.test("lines dropped after the last push are told at flush, before exit", async () => {
+  const sink = new Sink();
+  sink.held = Promise.withResolvers();
+  const queue = new LogQueue(sink, note);
+  const line = encoder.encode(`${"x".repeat(1023)}\n`);
+  for (let i = 0; i < 2048; i++) queue.push([line]);
+  sink.held.resolve();
+  await queue.flush(1000);
+  const lines = sink.text.trimEnd().split("\n");
+  const written = lines.filter((l) => l.startsWith("x")).length;
+  assert.deepEqual(lines.at(-1), `dropped ${2048 - written}`);
+});
