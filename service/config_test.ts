@@ -1,6 +1,11 @@
 // The service's settings: defaults, validation, and the one-line errors that stop a start.
 import assert from "node:assert/strict";
-import { ConfigError, DEFAULTS, loadServiceConfig } from "./config.ts";
+import {
+  ConfigError,
+  DEFAULTS,
+  type EnvReader,
+  loadServiceConfig,
+} from "./config.ts";
 import { loadStackConfig } from "../stack/stack_config.ts";
 
 // Every real process has a HOME, where the stack's RUNTIME_DIR defaults to.
@@ -77,7 +82,8 @@ Deno.test("IPV4_ORIGIN and IPV6_ORIGIN must be plain http(s) origins of their fa
     IPV4_ORIGIN: "https://ipv4.example.com",
     IPV6_ORIGIN: "http://ipv6.example.com:8080/",
   };
-  for (const load of [loadServiceConfig, loadStackConfig]) {
+  const stack = (e: EnvReader) => loadStackConfig(e).service;
+  for (const load of [loadServiceConfig, stack]) {
     assert.deepEqual(load(env(good)).origins, {
       ipv4: "https://ipv4.example.com",
       ipv6: "http://ipv6.example.com:8080",

@@ -130,11 +130,20 @@ export function workerSpec(
           ...PDEATHSIG,
           Deno.execPath(),
           "run",
-          ...serviceFlags({ socket, geoipCityDb: config.geoipCityDb }),
+          ...serviceFlags({ ...config.service, socket }),
           config.workerBundle ?? MAIN,
         ],
         cwd: config.runtimeDir,
-        env: workerEnv(config, socket),
+        // The rest of what a worker reads is the stack's own environment,
+        // which loadStackConfig validated as the service's settings.
+        env: {
+          SOCKET: socket,
+          HOST: "",
+          PORT: "",
+          NO_COLOR: "1",
+          // The image's bundle imports the country database file as bytes.
+          DENO_UNSTABLE_RAW_IMPORTS: "1",
+        },
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
@@ -152,27 +161,6 @@ export function workerSpec(
     },
     stop: (child) => signal(child, "SIGTERM"),
     kill: (child) => signal(child, "SIGKILL"),
-  };
-}
-
-function workerEnv(config: StackConfig, socket: string) {
-  return {
-    SOCKET: socket,
-    LOG_LEVEL: config.logLevel,
-    HOST: "",
-    PORT: "",
-    // nginx passes the TCP peer and X-Forwarded-For; the worker resolves
-    // the client by the service's rules.
-    TRUSTED_PROXIES: config.trustedProxies.join(","),
-    FORWARDED_HEADER: "",
-    IPV4_ORIGIN: config.origins.ipv4 ?? "",
-    IPV6_ORIGIN: config.origins.ipv6 ?? "",
-    NO_COLOR: "1",
-    GEOIP_CITY_DB: config.geoipCityDb ?? "",
-    CLOCK_MAX_ERROR_MS: String(config.clockMaxErrorMs ?? ""),
-    // The image's bundle imports the country database file as bytes.
-    DENO_UNSTABLE_RAW_IMPORTS: "1",
-    ...config.otel,
   };
 }
 

@@ -133,7 +133,7 @@ export async function run(relay: LogRelay, args: string[]): Promise<number> {
       (n) => Deno.env.get(n),
       await machineFacts(),
     );
-    logger = relay.logger(config.logLevel, { component: "stack" });
+    logger = relay.logger(config.service.logLevel, { component: "stack" });
     const { ipv6 } = await preflight(config);
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {

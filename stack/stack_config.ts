@@ -1,33 +1,30 @@
 /**
  * The stack's settings, validated once at start, and the facts about the
- * machine its defaults follow: cores (the CPU quota), the cgroup's memory
- * limit, and the user it runs as.
+ * machine its defaults follow: cores (the CPU quota) and the cgroup's
+ * memory limit. The workers' settings are the service's: validated here by
+ * `loadServiceConfig`, from the environment the workers inherit.
  *
  * @module
  */
 import {
   absolutePath,
-  clockMaxError,
   ConfigError,
-  DEFAULTS,
   type EnvReader,
-  type FamilyOrigins,
-  familyOrigins,
-  FORWARDED_HEADERS,
   integer,
-  LOG_LEVELS,
-  type LogLevel,
-  oneOf,
-  ORIGIN_ENV,
-  OTEL_ENV,
-  otelSettings,
-  trustedRanges,
+  loadServiceConfig,
+  SERVICE_ENV,
+  type ServiceConfig,
 } from "../service/config.ts";
 import { formatRange } from "../service/client_ip.ts";
 import { catFile, type MemoryLimit, memoryLimit } from "./cgroup.ts";
 
-/** The variables the stack supervisor reads. */
-export const STACK_ENV = [
+// The service's variables the stack does not pass on: a worker listens on
+// its own socket, and PORT is nginx's.
+const NOT_PASSED = ["HOST", "PORT", "SOCKET"];
+
+/** The variables the stack supervisor reads: its own and the workers'. */
+export const STACK_ENV: string[] = [
+  ...SERVICE_ENV.filter((name) => !NOT_PASSED.includes(name)),
   "PORT",
   "WORKERS",
   "NGINX_WORKERS",
@@ -35,16 +32,9 @@ export const STACK_ENV = [
   "XDG_RUNTIME_DIR",
   "HOME",
   "WORKER_BUNDLE",
-  "GEOIP_CITY_DB",
   "RATE_LIMIT",
   "START_TIMEOUT",
-  "TRUSTED_PROXIES",
-  "FORWARDED_HEADER",
-  "LOG_LEVEL",
-  "CLOCK_MAX_ERROR_MS",
-  ...ORIGIN_ENV,
-  ...OTEL_ENV,
-] as const;
+];
 
 /** The stack's defaults, in one place. */
 export const STACK_DEFAULTS = {
@@ -78,24 +68,16 @@ export interface StackConfig {
    * unset, the supervisor bundles main.ts into the runtime dir at start.
    */
   workerBundle?: string;
-  /** An operator's city database, passed to every worker (GEOIP_CITY_DB). */
-  geoipCityDb?: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
   /** Seconds a child may take to start; 0: no limit (START_TIMEOUT). */
   startTimeout: number;
-  /** The entries in normal form (`network/bits`), rendered into nginx. */
+  /** TRUSTED_PROXIES in normal form (`network/bits`), rendered into nginx. */
   trustedProxies: string[];
-  /** The least severe level written (LOG_LEVEL). */
-  logLevel: LogLevel;
-  /** Passed to every worker. */
-  origins: FamilyOrigins;
-  /** Passed to every worker. */
-  otel: Record<string, string>;
-  /** Passed to every worker: /healthz says 503 past this error bound. */
-  clockMaxErrorMs?: number;
   /** The cgroup's memory limit, if any: the workers were counted to fit. */
   memory?: MemoryLimit;
+  /** The workers' settings (LOG_LEVEL is the supervisor's too). */
+  service: ServiceConfig;
 }
 
 /** What the defaults depend on. */
@@ -164,28 +146,21 @@ function defaultRuntimeDir(env: EnvReader): string {
   );
 }
 
-function forwardedHeader(env: EnvReader): void {
-  const header = oneOf(
-    env,
-    "FORWARDED_HEADER",
-    FORWARDED_HEADERS,
-    DEFAULTS.forwardedHeader,
-  );
-  if (header !== "x-forwarded-for") {
-    throw new ConfigError(
-      `Invalid FORWARDED_HEADER ${
-        JSON.stringify(header)
-      }: behind nginx only x-forwarded-for is supported (nginx resolves the client address)`,
-    );
-  }
-}
-
 /** Reads and validates the stack's settings; throws {@linkcode ConfigError}. */
 export function loadStackConfig(
   env: EnvReader,
   host: MachineFacts = { cpus: navigator.hardwareConcurrency },
 ): StackConfig {
-  forwardedHeader(env);
+  const service = loadServiceConfig((n) =>
+    NOT_PASSED.includes(n) ? undefined : env(n)
+  );
+  if (service.forwardedHeader !== "x-forwarded-for") {
+    throw new ConfigError(
+      `Invalid FORWARDED_HEADER ${
+        JSON.stringify(service.forwardedHeader)
+      }: behind nginx only x-forwarded-for is supported (nginx resolves the client address)`,
+    );
+  }
   const workers = workerCount(env, host);
   return {
     port: integer(env, "PORT", STACK_DEFAULTS.port, 1, 65535),
@@ -195,7 +170,6 @@ export function loadStackConfig(
     nginxWorkers: integer(env, "NGINX_WORKERS", Math.ceil(workers / 2), 1, 64),
     runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? defaultRuntimeDir(env),
     workerBundle: absolutePath(env, "WORKER_BUNDLE"),
-    geoipCityDb: absolutePath(env, "GEOIP_CITY_DB"),
     rateLimit: integer(env, "RATE_LIMIT", STACK_DEFAULTS.rateLimit, 0, 1e6),
     startTimeout: integer(
       env,
@@ -204,11 +178,8 @@ export function loadStackConfig(
       0,
       86_400,
     ),
-    trustedProxies: trustedRanges(env).map(formatRange),
-    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, DEFAULTS.logLevel),
-    origins: familyOrigins(env),
-    otel: otelSettings(env),
-    clockMaxErrorMs: clockMaxError(env),
+    trustedProxies: service.trustedProxies.map(formatRange),
     memory: host.memory,
+    service,
   };
 }
