@@ -6,9 +6,8 @@
  * `navigator.hardwareConcurrency` already follows `cpu.max` (v2) and
  * `cpu.cfs_quota_us` (v1).
  *
- * Deno lets a program read /proc and /sys only with every permission, so
- * the files are read through `cat` ({@linkcode catFile}); the parsing is
- * plain and tested on fake files of both versions.
+ * The files are read through `cat` (proc.ts); the parsing is plain and
+ * tested on fake files of both versions.
  *
  * @module
  */
@@ -35,26 +34,18 @@ function candidates(selfCgroup: string, root: string): MemoryLimit[] {
   const out: MemoryLimit[] = [];
   for (const line of selfCgroup.split("\n")) {
     const [, controllers, path] = line.match(/^\d+:([^:]*):(\/.*)$/) ?? [];
-    if (path === undefined) continue;
-    const dirs = new Set([path === "/" ? "" : path, ""]);
-    if (controllers === "") {
-      for (const d of dirs) {
-        const base = `${root}${d}`;
-        out.push({
-          bytes: 0,
-          file: `${base}/memory.max`,
-          events: `${base}/memory.events`,
-        });
-      }
-    } else if (controllers.split(",").includes("memory")) {
-      for (const d of dirs) {
-        const base = `${root}/memory${d}`;
-        out.push({
-          bytes: 0,
-          file: `${base}/memory.limit_in_bytes`,
-          events: `${base}/memory.oom_control`,
-        });
-      }
+    const v2 = controllers === "";
+    if (!v2 && !controllers?.split(",").includes("memory")) continue;
+    const [dir, limit, events] = v2
+      ? ["", "memory.max", "memory.events"]
+      : ["/memory", "memory.limit_in_bytes", "memory.oom_control"];
+    for (const d of new Set([path === "/" ? "" : path, ""])) {
+      const base = `${root}${dir}${d}`;
+      out.push({
+        bytes: 0,
+        file: `${base}/${limit}`,
+        events: `${base}/${events}`,
+      });
     }
   }
   return out;
@@ -89,27 +80,4 @@ export async function oomKills(
   const text = await read(limit.events) ?? "";
   const m = text.match(/^oom_kill (\d+)$/m);
   return m ? Number(m[1]) : 0;
-}
-
-/**
- * Reads files through `cat`, which Deno's sandbox lets reach /proc and
- * /sys: their text, one after the other; one it cannot read adds nothing.
- */
-export async function catFiles(paths: string[]): Promise<string> {
-  if (paths.length === 0) return "";
-  try {
-    const out = await new Deno.Command("cat", {
-      args: ["--", ...paths],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    return new TextDecoder().decode(out.stdout);
-  } catch {
-    return ""; // No `cat` to run.
-  }
-}
-
-/** One file's text through `cat`, or undefined when it cannot be read. */
-export async function catFile(path: string): Promise<string | undefined> {
-  return await catFiles([path]) || undefined;
 }

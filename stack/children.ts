@@ -1,12 +1,11 @@
 /**
  * The stack's children, each as the supervisor sees it: how it is spawned,
- * probed, stopped and killed. nginx and the workers differ only here. Every
- * child dies with the supervisor (`setpriv --pdeathsig`), however it dies.
+ * probed and stopped. nginx and the workers differ only here. Every child
+ * dies with the supervisor (`setpriv --pdeathsig`), however it dies.
  *
  * @module
  */
 import type { LogFields } from "../service/log.ts";
-import { catFiles } from "./cgroup.ts";
 import type { ClockPublisher } from "./kernel_clock.ts";
 import type { LogRelay } from "./log_relay.ts";
 import { serviceFlags } from "../service/flags.ts";
@@ -26,12 +25,13 @@ export interface ChildSpec {
    * `"foreign"` when what answers is not the child (its socket replaced).
    */
   probe(pid: number): Promise<boolean | "foreign">;
-  /** Asks it to finish what it has in flight and exit. */
-  stop(child: Deno.ChildProcess): void;
-  /** Ends it now, with whatever it started. */
-  kill(child: Deno.ChildProcess): void;
-  /** Whether its own processes are watched too (nginx's worker processes). */
-  watchChildren?: boolean;
+  /** The signal that asks it to finish what it has in flight and exit. */
+  stopSignal: Deno.Signal;
+  /**
+   * Whether it leads a process group of its own (nginx: its worker
+   * processes, watched in /proc too, and killed with it).
+   */
+  group?: boolean;
 }
 
 /** What the children share: settings, the relay, the clock's readings. */
@@ -55,29 +55,6 @@ function removeIfThere(path: string): void {
   } catch {
     // Not there.
   }
-}
-
-function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    child.kill(sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-/**
- * SIGKILLs a process the supervisor did not spawn (nginx's worker
- * processes; a negative pid: a process group): `Deno.kill` would need
- * every run permission, `kill` needs one.
- */
-export function killPid(pid: number): void {
-  const kill = new Deno.Command("kill", {
-    args: ["-KILL", "--", String(pid)],
-    stdout: "null",
-    stderr: "null",
-  });
-  // A spawn that fails throws at once: made a rejection, and ignored.
-  Promise.resolve().then(() => kill.output()).catch(() => {});
 }
 
 /**
@@ -159,8 +136,7 @@ export function workerSpec(
       inode ??= now;
       return inode === now || "foreign";
     },
-    stop: (child) => signal(child, "SIGTERM"),
-    kill: (child) => signal(child, "SIGKILL"),
+    stopSignal: "SIGTERM",
   };
 }
 
@@ -170,7 +146,7 @@ export function nginxSpec({ config, relay }: Family, conf: string): ChildSpec {
   return {
     name: "nginx",
     fields: { component: "nginx" },
-    watchChildren: true,
+    group: true,
     spawn() {
       // A killed nginx leaves its socket behind, and would not bind it again.
       removeIfThere(nginxAlive);
@@ -195,42 +171,7 @@ export function nginxSpec({ config, relay }: Family, conf: string): ChildSpec {
       return written.trim() === String(pid) &&
         await askHealth(nginxAlive, 204);
     },
-    // SIGQUIT: nginx stops accepting and finishes what it has in flight.
-    stop: (child) => signal(child, "SIGQUIT"),
-    // Its workers too, which would otherwise keep the port.
-    kill: (child) => killPid(-child.pid),
+    // nginx stops accepting and finishes what it has in flight.
+    stopSignal: "SIGQUIT",
   };
-}
-
-/** A process's pid, parent and whether it is stopped, from `/proc`. */
-export interface ProcessState {
-  /** Its pid. */
-  pid: number;
-  /** Its parent's pid. */
-  ppid: number;
-  /** Stopped by a signal or a tracer (state T or t). */
-  stopped: boolean;
-}
-
-/**
- * The state of `pids` and of the children of `parents`, from their
- * `/proc/PID/stat` (read through `cat`: Deno lets a program read /proc only
- * with every permission). A process gone meanwhile is left out.
- */
-export async function processStates(
-  pids: number[],
-  parents: number[],
-): Promise<ProcessState[]> {
-  const children = await catFiles(
-    parents.map((p) => `/proc/${p}/task/${p}/children`),
-  );
-  const all = [...pids, ...children.split(/\s+/).filter(Boolean)];
-  if (all.length === 0) return [];
-  const stats = await catFiles(all.map((p) => `/proc/${p}/stat`));
-  // `pid (comm) state ppid ...`, where comm may hold spaces and parentheses.
-  return [...stats.matchAll(/^(\d+) \(.*\) (\S) (\d+) /gm)].map((m) => ({
-    pid: Number(m[1]),
-    ppid: Number(m[3]),
-    stopped: /^[Tt]$/.test(m[2]),
-  }));
 }

@@ -10,14 +10,9 @@
 import meta from "../deno.json" with { type: "json" };
 import { ConfigError, DEFAULTS } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
-import { catFile, oomKills } from "./cgroup.ts";
-import {
-  type Family,
-  killPid,
-  nginxSpec,
-  processStates,
-  workerSpec,
-} from "./children.ts";
+import { oomKills } from "./cgroup.ts";
+import { type Family, nginxSpec, workerSpec } from "./children.ts";
+import { catFiles, killPid, processStates } from "./proc.ts";
 import { kernelClock } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
@@ -69,7 +64,10 @@ function machine(config: StackConfig): Host {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     processStates,
     kill: killPid,
-    oomKills: () => memory ? oomKills(catFile, memory) : Promise.resolve(0),
+    oomKills: () =>
+      memory
+        ? oomKills((path) => catFiles([path]), memory)
+        : Promise.resolve(0),
     memoryLimitMiB: memory && Math.round(memory.bytes / 2 ** 20),
   };
 }

@@ -16,7 +16,8 @@ import {
   type ServiceConfig,
 } from "../service/config.ts";
 import { formatRange } from "../service/client_ip.ts";
-import { catFile, type MemoryLimit, memoryLimit } from "./cgroup.ts";
+import { type MemoryLimit, memoryLimit } from "./cgroup.ts";
+import { catFile } from "./proc.ts";
 
 // The service's variables the stack does not pass on: a worker listens on
 // its own socket, and PORT is nginx's.

@@ -1,7 +1,7 @@
 /**
- * The supervisor's decisions, as one pure function: what a child's state
- * becomes on an event, and what to do about it. nginx and every worker
- * live the same life:
+ * The supervisor's decisions, as one pure function ({@linkcode step}):
+ * what a child's state becomes on an event, and what the shell
+ * (supervisor.ts) must do about it. nginx and every worker live one life:
  *
  *     backoff ──tick──▶ starting ──probe ok──▶ ready
  *        ▲                 │ stopped (T), START_TIMEOUT,   │ failed probes,
@@ -9,22 +9,17 @@
  *        └──────exited── (killed) ◀────────────────────────┘
  *     any ──stop──▶ stopping ──exited──▶ gone
  *
- * A start has no deadline of its own (unless START_TIMEOUT is set): a
- * child that is slow keeps starting and is reported while it waits; one
- * that the kernel shows stopped (state T) is not starting and is replaced.
- * Restarts back off (doubling, capped) and a crash loop ends the stack
- * after a budget of failed starts, logged once with its count. A ready
- * child's own processes (nginx's worker processes) that stay stopped are
- * killed, for the child to replace them. The shell that spawns, probes and
- * kills is `supervisor.ts`; tests drive this with a fake clock and fake
- * children (`supervision_test.ts`).
+ * A start has no deadline unless START_TIMEOUT is set: a slow child is
+ * reported while it keeps starting, one the kernel shows stopped is
+ * replaced. Restarts back off, and a crash loop ends the stack after a
+ * budget of failed starts, told once with its count. A ready child's own
+ * processes (nginx's workers) that stay stopped are killed, for it to
+ * replace them.
  *
  * @module
  */
 import type { LogFields } from "../service/log.ts";
-
-/** Where a child is in its life. */
-export type Phase = "backoff" | "starting" | "ready" | "stopping" | "gone";
+import type { ProcessState } from "./proc.ts";
 
 /** Numbers that shape the decisions (times in milliseconds). */
 export interface Policy {
@@ -62,21 +57,19 @@ export interface Child {
   /** Its name in messages: "worker 0", "nginx". */
   name: string;
   /** Where it is. */
-  phase: Phase;
+  phase: "backoff" | "starting" | "ready" | "stopping" | "gone";
   /** When it entered that phase. */
   since: number;
   /** The running process, once spawned. */
   pid?: number;
   /** Failed probes in a row (ready) or checks that saw it stopped (starting). */
   strikes: number;
-  /** Checks in a row that saw each of its own processes stopped, by pid. */
-  stoppedChildren: Record<number, number>;
+  /** Checks in a row that saw each of its own processes stopped. */
+  stoppedChildren: Record<string, number>;
   /** Starts in a row that ended before the child was steady. */
   attempts: number;
   /** The next restart's delay. */
   delayMs: number;
-  /** Whether it has been ready before (its next ready is a restart). */
-  wasReady: boolean;
   /** Why the supervisor killed it, if it did. */
   killedFor?: string;
   /** When its slow start was last reported. */
@@ -88,8 +81,11 @@ export type Event =
   | { kind: "spawned"; pid: number }
   /** `foreign`: its socket is not the one it bound (another process's). */
   | { kind: "probe"; ok: boolean; foreign?: boolean }
-  /** What `ps` saw: it stopped, and which of its own processes are. */
-  | { kind: "checked"; stopped: boolean; stoppedChildren: number[] }
+  /**
+   * What /proc shows: it is stopped, and which of its own processes are,
+   * each by pid and start time (a pid may be another process's later).
+   */
+  | { kind: "checked"; stopped: boolean; stoppedChildren: ProcessState[] }
   | {
     kind: "exited";
     code: number;
@@ -126,7 +122,6 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
     stoppedChildren: {},
     attempts: 0,
     delayMs: 0,
-    wasReady: false,
     reportedAt: now,
   };
 }
@@ -142,17 +137,14 @@ const log = (
   kind: "log",
   level,
   msg,
-  fields: { ...child.fields, ...fields },
+  fields: { ...child.fields, pid: child.pid, ...fields },
 });
 
 // Kills a child once, saying why; its exit is then expected.
 function replace(child: Child, why: string, fields: LogFields): Step {
   if (child.killedFor) return [child, []];
   return [{ ...child, killedFor: why }, [
-    log(child, "error", `${child.name} ${why}; replacing it`, {
-      pid: child.pid,
-      ...fields,
-    }),
+    log(child, "error", `${child.name} ${why}; replacing it`, fields),
     { kind: "kill" },
   ]];
 }
@@ -166,10 +158,10 @@ function foreign(c: Child): Step {
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.kind === "probe" && e.foreign) return foreign(c);
   if (e.kind === "probe" && e.ok) {
-    const next = { ...c, phase: "ready" as const, since: now, strikes: 0 };
+    // After any exit, ready again is a restart.
     return [
-      { ...next, wasReady: true },
-      c.wasReady ? [log(c, "info", `${c.name} restarted`, { pid: c.pid })] : [],
+      { ...c, phase: "ready", since: now, strikes: 0 },
+      c.attempts > 0 ? [log(c, "info", `${c.name} restarted`)] : [],
     ];
   }
   if (e.kind === "checked") {
@@ -188,21 +180,21 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
   }
   if (now - c.reportedAt < p.reportEveryMs) return [c, []];
   return [{ ...c, reportedAt: now }, [
-    log(c, "info", `waiting for ${c.name} to answer`, {
-      pid: c.pid,
-      waited_ms: waited,
-    }),
+    log(c, "info", `waiting for ${c.name} to answer`, { waited_ms: waited }),
   ]];
 }
 
-// A ready child's own processes seen stopped `stoppedChecks` times in a row
-// are killed (nginx's master starts another in each one's place).
-function onChecked(c: Child, stopped: number[], p: Policy): Step {
-  const counts: Record<number, number> = {};
+// A ready child's own process seen stopped `stoppedChecks` times in a row
+// is killed (nginx's master starts another in its place): the same process
+// each time, by its start time, and killed right after the check that saw
+// it still the child's own.
+function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
+  const counts: Record<string, number> = {};
   const actions: Action[] = [];
-  for (const pid of stopped) {
-    counts[pid] = (c.stoppedChildren[pid] ?? 0) + 1;
-    if (counts[pid] !== p.stoppedChecks) continue;
+  for (const { pid, start } of stopped) {
+    const id = `${pid}@${start}`;
+    counts[id] = (c.stoppedChildren[id] ?? 0) + 1;
+    if (counts[id] !== p.stoppedChecks) continue;
     actions.push(
       log(c, "error", `${c.name} worker process is stopped; replacing it`, {
         pid,
@@ -245,9 +237,7 @@ function onExit(
   const steady = c.phase === "ready" && now - c.since >= p.steadyMs;
   const attempts = steady ? 1 : c.attempts + 1;
   const [first, most] = p.backoffMs;
-  const delayMs = steady || c.delayMs === 0
-    ? first
-    : Math.min(c.delayMs * 2, most);
+  const delayMs = Math.min(first * 2 ** (attempts - 1), most);
   const why = cause(c, e);
   const fields = {
     code: e.code,

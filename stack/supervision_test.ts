@@ -60,10 +60,18 @@ class Harness {
   }
 }
 
-const checked = (stopped: boolean, stoppedChildren: number[] = []): Event => ({
+// A check: the child stopped or not, and its own processes seen stopped,
+// each a pid or a pid and its start time.
+const checked = (
+  stopped: boolean,
+  children: (number | [number, number])[] = [],
+): Event => ({
   kind: "checked",
   stopped,
-  stoppedChildren,
+  stoppedChildren: children.map((c) => {
+    const [pid, start] = typeof c === "number" ? [c, 1] : c;
+    return { pid, ppid: 101, stopped: true, start };
+  }),
 });
 
 const exited = (
@@ -249,6 +257,23 @@ Deno.test("a ready child's own process stopped three checks in a row is killed, 
     "worker 0 worker process is stopped; replacing it",
   ]);
   assert.equal(h.child.phase, "ready", "the child itself lives on");
+});
+
+Deno.test("a pid that became another process between checks is counted afresh, never killed for the first one's stops", () => {
+  const h = new Harness();
+  h.at(0, { kind: "tick" });
+  h.at(50, { kind: "probe", ok: true });
+  const killed = (at: number, stopped: [number, number][]) =>
+    h.at(at, checked(false, stopped)).flatMap((a) =>
+      a.kind === "kill-pid" ? [a.pid] : []
+    );
+  assert.deepEqual(killed(1_000, [[7, 500]]), []);
+  assert.deepEqual(killed(2_000, [[7, 500]]), []);
+  // Process 7 died; a new process got pid 7, and is stopped too.
+  assert.deepEqual(killed(3_000, [[7, 900]]), [], "not the same process");
+  assert.deepEqual(killed(4_000, [[7, 900]]), []);
+  assert.deepEqual(killed(5_000, [[7, 900]]), [7], "its own three checks");
+  assert.equal(h.logs("error").length, 1);
 });
 
 Deno.test("a socket another process bound is caught at once, starting or ready", () => {

@@ -1,16 +1,16 @@
 /**
  * The supervisor's shell: it feeds what happens to each child (spawned,
- * probed, checked with `ps`, exited, the clock) to `step` in
- * `supervision.ts` and carries out the actions it returns. Time, sleep and
- * signals come from a {@linkcode Host}, so tests run it on a fake clock.
- *
- * Children start in groups (the workers, then nginx) and stop in the
- * reverse order: nginx drains first, then the workers.
+ * probed, checked in /proc, exited, the clock) to `step` in
+ * supervision.ts and carries out the actions it returns. The clock, /proc
+ * and signals to processes it did not spawn come from a {@linkcode Host},
+ * so tests run it on a fake clock. Children start in groups (the workers,
+ * then nginx) and stop in the reverse order: nginx drains first.
  *
  * @module
  */
 import type { Logger } from "../service/log.ts";
-import type { ChildSpec, ProcessState } from "./children.ts";
+import type { ChildSpec } from "./children.ts";
+import type { ProcessState } from "./proc.ts";
 import {
   type Action,
   type Child,
@@ -24,6 +24,7 @@ import {
 interface Slot {
   spec: ChildSpec;
   child: Child;
+  /** Its process, until its exit is seen: its pid may then be another's. */
   process?: Deno.ChildProcess;
   group: number;
 }
@@ -36,19 +37,34 @@ export interface Host {
   sleep(ms: number): Promise<void>;
   /** The state of these processes and of the children of `parents`. */
   processStates(pids: number[], parents: number[]): Promise<ProcessState[]>;
-  /** Kills a process the supervisor did not spawn (SIGKILL). */
-  kill(pid: number): void;
+  /** SIGKILLs a process (negative: a process group) it did not spawn. */
+  kill(pid: number): Promise<void>;
   /** Processes the kernel killed for the memory limit so far. */
   oomKills(): Promise<number>;
   /** That limit in MiB, if any. */
   memoryLimitMiB?: number;
 }
 
-// How often a starting child is probed, a ready one, and how often `ps`
-// looks for stopped processes.
+// How often a starting child is probed, a ready one, and how often /proc
+// is read for stopped processes.
 const STARTING_PROBE_MS = 50;
 const READY_PROBE_MS = 1000;
 const CHECK_MS = 1000;
+
+// What the stack cannot do when the host's programs fail.
+const NO_PROC = "stopped processes cannot be caught: /proc cannot be read";
+const NO_KILL = "nginx's processes cannot be killed";
+const NO_OOM = "the cgroup's OOM kills cannot be read";
+
+// Deno throws rather than signal a child it has reaped, whose pid may be
+// another process's by then.
+function signal(process: Deno.ChildProcess | undefined, sig: Deno.Signal) {
+  try {
+    process?.kill(sig);
+  } catch {
+    // Reaped.
+  }
+}
 
 /** Runs children by the decisions of `supervision.ts`. */
 export class Supervisor {
@@ -56,6 +72,7 @@ export class Supervisor {
   #groups = 0;
   #stopping = false;
   #oomSeen = 0;
+  #said = new Set<string>();
   #finish!: (code: number) => void;
   /** Resolves with the stack's exit code once every child is gone. */
   readonly done: Promise<number> = new Promise((r) => this.#finish = r);
@@ -72,7 +89,7 @@ export class Supervisor {
   /** Starts a group of children; true once every one of them is ready. */
   async start(specs: ChildSpec[]): Promise<boolean> {
     if (this.#stopping) return false;
-    this.#oomSeen = await this.host.oomKills();
+    this.#oomSeen = await this.#ask(this.host.oomKills(), 0, NO_OOM);
     const group = this.#groups++;
     const slots = specs.map((spec) => ({
       spec,
@@ -83,13 +100,23 @@ export class Supervisor {
     return (await Promise.all(slots.map((s) => this.#watch(s)))).every(Boolean);
   }
 
+  // The host's answer, or `fallback` when its program fails: said once, as
+  // the one warning of what the stack then cannot do, which keeps serving.
+  async #ask<T>(answer: Promise<T>, fallback: T, cannot: string): Promise<T> {
+    try {
+      return await answer;
+    } catch (err) {
+      if (!this.#said.has(cannot)) {
+        this.logger.warn(cannot, { error: `${err}` });
+      }
+      this.#said.add(cannot);
+      return fallback;
+    }
+  }
+
   #apply(slot: Slot, event: Event): void {
-    const [child, actions] = step(
-      slot.child,
-      event,
-      this.host.now(),
-      this.policy,
-    );
+    const now = this.host.now();
+    const [child, actions] = step(slot.child, event, now, this.policy);
     slot.child = child;
     for (const action of actions) this.#act(slot, action);
   }
@@ -99,19 +126,26 @@ export class Supervisor {
       case "spawn":
         return this.#spawn(slot);
       case "kill":
-        if (slot.process) slot.spec.kill(slot.process);
-        return;
+        return this.#kill(slot);
       case "stop":
-        if (slot.process) slot.spec.stop(slot.process);
-        return;
+        return signal(slot.process, slot.spec.stopSignal);
       case "kill-pid":
-        return this.host.kill(action.pid);
+        return void this.#ask(this.host.kill(action.pid), undefined, NO_KILL);
       case "log":
         return this.logger[action.level](action.msg, action.fields);
       case "give-up":
         this.logger.error(action.msg, action.fields);
         this.stop(undefined, 1);
     }
+  }
+
+  // A child still running, and nginx's worker processes: its group, whose
+  // id stays theirs while one lives.
+  #kill(slot: Slot): void {
+    if (slot.process && slot.spec.group) {
+      void this.#ask(this.host.kill(-slot.process.pid), undefined, NO_KILL);
+    }
+    signal(slot.process, "SIGKILL");
   }
 
   #spawn(slot: Slot): void {
@@ -129,19 +163,21 @@ export class Supervisor {
     slot.process = process;
     this.#apply(slot, { kind: "spawned", pid: process.pid });
     process.status.then(async ({ code, signal }) => {
-      // What it started dies with it (nginx's worker processes).
-      slot.spec.kill(process);
+      slot.process = undefined;
+      // nginx's worker processes die with it, at once: while one of them
+      // lives, its group's id is no other process's pid.
+      if (slot.spec.group) {
+        void this.#ask(this.host.kill(-process.pid), undefined, NO_KILL);
+      }
       const oom = signal === "SIGKILL" && await this.#oomGrew()
         ? { limitMiB: this.host.memoryLimitMiB ?? 0 }
         : undefined;
-      if (slot.process === process) {
-        this.#apply(slot, { kind: "exited", code, signal, oom });
-      }
+      this.#apply(slot, { kind: "exited", code, signal, oom });
     });
   }
 
   async #oomGrew(): Promise<boolean> {
-    const kills = await this.host.oomKills();
+    const kills = await this.#ask(this.host.oomKills(), this.#oomSeen, NO_OOM);
     const grew = kills > this.#oomSeen;
     this.#oomSeen = kills;
     return grew;
@@ -189,22 +225,22 @@ export class Supervisor {
       await this.host.sleep(CHECK_MS);
       const watched = this.#slots.filter(({ child, spec }) =>
         child.pid !== undefined &&
-        (child.phase === "starting" ||
-          (child.phase === "ready" && spec.watchChildren))
+        (child.phase === "starting" || (child.phase === "ready" && spec.group))
       );
-      const pid = (s: Slot) => s.child.pid!;
-      const states = await this.host.processStates(
-        watched.filter((s) => s.child.phase === "starting").map(pid),
-        watched.filter((s) => s.child.phase === "ready").map(pid),
+      const pids = (phase: string) =>
+        watched.filter((s) => s.child.phase === phase).map((s) => s.child.pid!);
+      const states = await this.#ask(
+        this.host.processStates(pids("starting"), pids("ready")),
+        [],
+        NO_PROC,
       );
       for (const slot of watched) {
-        const own = states.find((p) => p.pid === pid(slot));
+        const mine = (p: ProcessState) => p.stopped && p.pid === slot.child.pid;
+        const its = (p: ProcessState) => p.stopped && p.ppid === slot.child.pid;
         this.#apply(slot, {
           kind: "checked",
-          stopped: own?.stopped ?? false,
-          stoppedChildren: states.filter((p) =>
-            p.ppid === pid(slot) && p.stopped
-          ).map((p) => p.pid),
+          stopped: states.some(mine),
+          stoppedChildren: states.filter(its),
         });
       }
     }
@@ -223,7 +259,7 @@ export class Supervisor {
     this.host.sleep(drainMs).then(() => {
       if (drained) return;
       this.logger.error("draining took too long; exiting");
-      for (const s of this.#slots) if (s.process) s.spec.kill(s.process);
+      for (const slot of this.#slots) this.#kill(slot);
       this.#finish(1);
     });
     for (let g = this.#groups - 1; g >= 0; g--) {
