@@ -3,9 +3,10 @@
  * write goes through one relay to the supervisor's stdout or stderr, as one
  * valid UTF-8 JSON object a line, through queues that never block anyone
  * (service/log_queue.ts). nginx's JSON lines pass untouched; a worker's get
- * its `worker` field; any other line becomes one JSON line at level `error`
- * (`warn` for Deno's warnings), without terminal escapes. nginx's error log
- * and refused requests are summarised (nginx_log.ts).
+ * `component: "worker"` and its index, whatever the line claims; any other
+ * line, and each piece of one longer than a read, becomes a JSON line at
+ * level `error` (`warn` for Deno's warnings), without terminal escapes.
+ * nginx's error log and refused requests are summarised (nginx_log.ts).
  *
  * @module
  */
@@ -119,9 +120,8 @@ export class LogRelay {
 
   /**
    * Relays a child's output (a byte stream: its stdout or stderr) until it
-   * ends. `fields` (e.g. `{ worker: 3 }`) go on each line the relay writes
-   * for it, and on each of its JSON lines that lacks them; nginx's lines
-   * are marked `component: "nginx"`.
+   * ends. `fields` (e.g. `{ worker: 3 }`) and its component (`worker` or
+   * `nginx`) go on each line the relay writes for it, over its own.
    */
   async relay(
     stream: ReadableStream<Uint8Array>,
@@ -132,13 +132,15 @@ export class LogRelay {
     const source: Source = {
       kind,
       to,
-      fields: kind === "json" ? fields : { component: "nginx", ...fields },
+      fields: { component: kind === "json" ? "worker" : "nginx", ...fields },
     };
     this.#sources.add(source);
     const reader = stream.getReader({ mode: "byob" });
     let buffer = new Uint8Array(READ_SIZE);
-    // Bytes of a line not ended yet, at the start of the buffer.
+    // Bytes of a line not ended yet, at the start of the buffer; whether
+    // they continue a line cut where the buffer ended.
     let held = 0;
+    let cut = false;
     try {
       while (true) {
         const { value, done } = await reader.read(buffer.subarray(held));
@@ -147,34 +149,48 @@ export class LogRelay {
         const filled = held + value.length;
         let last = buffer.lastIndexOf(NEWLINE, filled - 1);
         // A line longer than the buffer is cut where the buffer ends.
-        if (last === -1 && filled === buffer.length) last = filled - 1;
+        const cuts = last === -1 && filled === buffer.length;
+        if (cuts) last = filled - 1;
         if (last >= 0) {
-          this.#chunk(withNewline(buffer.subarray(0, last + 1)), source);
+          const lines = withNewline(buffer.subarray(0, last + 1));
+          this.#chunk(lines, source, cut || cuts);
           buffer.copyWithin(0, last + 1, filled);
         }
         held = filled - (last + 1);
+        if (last >= 0) cut = cuts;
       }
     } catch {
       // The child is gone.
     } finally {
       reader.releaseLock();
     }
-    if (held > 0) this.#chunk(withNewline(buffer.subarray(0, held)), source);
+    if (held > 0) {
+      this.#chunk(withNewline(buffer.subarray(0, held)), source, cut);
+    }
     this.#endText(source);
     this.#sources.delete(source);
   }
 
-  // Complete lines, each ended by a newline.
-  #chunk(bytes: Uint8Array, source: Source): void {
+  // Complete lines, each ended by a newline. `cut`: the first is a piece
+  // of a line cut for its length, text whatever it looks like (a piece
+  // could be made to look like a line of the child's own).
+  #chunk(bytes: Uint8Array, source: Source, cut: boolean): void {
     if (source.kind === "nginx-error") return this.#nginxErrors(bytes);
     const queue = source.to === "stdout" ? this.#out : this.#err;
     const raw = source.kind === "nginx-access";
     // The hot path: a chunk of nginx's JSON lines, copied once, into the queue.
-    if (raw && allPlain(bytes)) return queue.push([bytes], countLines(bytes));
+    if (raw && !cut && allPlain(bytes)) {
+      return queue.push([bytes], countLines(bytes));
+    }
     for (let start = 0; start < bytes.length;) {
       const end = bytes.indexOf(NEWLINE, start);
       const line = bytes.subarray(start, end + 1);
+      const piece = cut && start === 0;
       start = end + 1;
+      if (piece) {
+        this.#text(source, this.#decoder.decode(line.subarray(0, -1)));
+        continue;
+      }
       if (raw && plainJsonLine(line, 0, line.length - 1)) {
         this.#endText(source);
         queue.push([line]);
@@ -188,8 +204,8 @@ export class LogRelay {
         continue;
       }
       this.#endText(source);
-      // A worker's JSON object, with the fields it lacks.
-      const entry = raw ? object : { ...object, ...source.fields, ...object };
+      // A worker's JSON object, with the relay's fields over its own.
+      const entry = raw ? object : { ...object, ...source.fields };
       queue.push([encoder.encode(safeJson(entry) + "\n")]);
     }
   }

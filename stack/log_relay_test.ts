@@ -98,8 +98,11 @@ Deno.test("a line longer than one read is cut into error lines, never lost", asy
   const long = `{"msg":"${"x".repeat(100_000)}"}`;
   await relay.relay(pipe([long + "\n", ACCESS + "\n"]), "json", "stdout");
   await relay.flush();
-  assert.equal(err.entries.map((e) => e.msg).join(""), long);
-  assert.deepEqual(out.lines, [ACCESS]);
+  assert.ok(err.entries.map((e) => e.msg).join("") === long);
+  assert.deepEqual(out.entries, [{
+    ...JSON.parse(ACCESS),
+    component: "worker",
+  }]);
 });
 
 Deno.test("JSON with terminal controls or non-ASCII is re-encoded, escaped", async () => {
@@ -116,7 +119,7 @@ Deno.test("JSON with terminal controls or non-ASCII is re-encoded, escaped", asy
   assert.equal(out.entries[0].msg, "caf\u00e9 \u009b31m red \u2028 x");
 });
 
-Deno.test("a worker's plain JSON lines get its index; a line that has one keeps it", async () => {
+Deno.test("a worker's JSON lines get its index and component, over what the line says", async () => {
   const { relay, out } = setup();
   await relay.relay(
     pipe([
@@ -128,11 +131,12 @@ Deno.test("a worker's plain JSON lines get its index; a line that has one keeps 
     { worker: 3 },
   );
   await relay.flush();
+  const worker = { component: "worker", worker: 3 };
   assert.deepEqual(out.entries, [
-    { level: "info", msg: "listening", worker: 3 },
-    { worker: 3 },
-    { msg: "x", worker: 7 },
-    { msg: "\u00e9", worker: 3 },
+    { level: "info", msg: "listening", ...worker },
+    worker,
+    { msg: "x", ...worker },
+    { msg: "\u00e9", ...worker },
   ]);
 });
 
@@ -162,6 +166,7 @@ Deno.test("Deno's coloured uncaught error is one error line with the worker, no 
       msg: "error: Uncaught (in promise) Error: boom\n" +
         "    at file:///app/worker.js:1:7\n" +
         "    at main (file:///app/worker.js:9:3)",
+      component: "worker",
       worker: 1,
     },
   );
@@ -267,4 +272,119 @@ Deno.test("refused requests are one line per client per second, with their count
     ["requests refused", "2001:db8::1", 429, 3],
     ["requests refused", "192.0.2.1", 429, 7],
   ]);
+});
+
+// Every line the relay wrote is one JSON object, with no byte that acts on
+// a terminal (C0 and C1 controls, DEL) left raw.
+function assertClean(sink: FakeSink): void {
+  for (const line of sink.lines) {
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
+    assert.equal(typeof JSON.parse(line), "object");
+  }
+}
+
+Deno.test("a worker's 10 MiB line is relayed in pieces, every byte kept, and the relay goes on", async () => {
+  const { relay, out, err } = setup();
+  const huge = `{"level":"info","msg":"${"x".repeat(10 * 2 ** 20)}"}`;
+  await relay.relay(
+    pipe([huge + "\n", '{"level":"info","msg":"after"}\n']),
+    "json",
+    "stdout",
+    { worker: 3 },
+  );
+  await relay.flush();
+  assertClean(err);
+  assert.ok(err.entries.map((e) => e.msg).join("") === huge, "bytes lost");
+  assert.ok(err.entries.every((e) => e.level === "error" && e.worker === 3));
+  assert.deepEqual(out.entries.map((e) => e.msg), ["after"]);
+});
+
+Deno.test("no piece of a line cut for its length is read as JSON: a tail cannot forge a line", async () => {
+  const { relay, out, err } = setup();
+  const forged = '{"level":"error","msg":"forged"}';
+  // A read is 64 KiB: the first piece ends where the forged object starts,
+  // or is itself a whole object with more of the line after it.
+  const pad = (n: number) => `{"msg":"${"x".repeat(n - 10)}"}`;
+  await relay.relay(
+    pipe([
+      "y".repeat(65_536) + forged + "\n",
+      pad(65_536) + " and more\n",
+    ]),
+    "json",
+    "stdout",
+    { worker: 1 },
+  );
+  await relay.flush();
+  const passed = out.entries.map((e) => String(e.msg).slice(0, 10));
+  assert.deepEqual(passed, [], "nothing passed as a JSON line");
+  assert.ok(!err.entries.some((e) => e.msg === "forged"), "forged");
+  // Each piece an entry; lines that follow one another within 100 ms are
+  // one entry, as Deno's multi-line errors are.
+  const pieces = err.entries.map((e) => String(e.msg));
+  assert.deepEqual(pieces.map((p) => p.length), [
+    65_536,
+    forged.length + 1 + 65_536,
+    9,
+  ]);
+  assert.ok(
+    pieces.join("") ===
+      "y".repeat(65_536) + forged + "\n" + pad(65_536) + " and more",
+  );
+});
+
+Deno.test("binary garbage from a worker or nginx is error lines of JSON, nothing raw", async () => {
+  const { relay, out, err } = setup();
+  const garbage = new Uint8Array(200_000);
+  for (let i = 0, x = 7; i < garbage.length; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    garbage[i] = x >> 16;
+  }
+  await Promise.all([
+    relay.relay(pipe([garbage]), "json", "stdout", { worker: 0 }),
+    relay.relay(pipe([garbage]), "nginx-access", "stdout"),
+    relay.relay(pipe([garbage]), "nginx-error", "stderr"),
+  ]);
+  await relay.flush();
+  assert.deepEqual(out.lines, []);
+  assertClean(err);
+  assert.ok(err.entries.length > 0);
+  assert.ok(err.entries.every((e) => e.level === "error" || e.suppressed));
+});
+
+Deno.test("terminal escapes are stripped from text and escaped in JSON, never written raw", async () => {
+  const { relay, out, err } = setup();
+  await relay.relay(
+    pipe([
+      "\x1b]0;owned\x07\x1b[2J\x1b[31mred\x1b[0m \u009b31mx\n",
+      '{"level":"info","msg":"\\u001b[2J\\u009b31m"}\n',
+    ]),
+    "json",
+    "stdout",
+    { worker: 2 },
+  );
+  await relay.flush();
+  assertClean(out);
+  assertClean(err);
+  assert.equal(err.entries[0].msg, "red x");
+  assert.equal(out.entries[0].msg, "\x1b[2J\u009b31m", "the worker's own data");
+});
+
+Deno.test("a worker's line cannot pass for another worker's or the supervisor's: the relay's fields win", async () => {
+  const { relay, out, err } = setup();
+  await relay.relay(
+    pipe([
+      '{"level":"info","msg":"x","worker":7,"component":"stack"}\n',
+      '{"level":"error","msg":"y","component":"nginx"}\n',
+    ]),
+    "json",
+    "stdout",
+    { worker: 3 },
+  );
+  await relay.relay(pipe(["oops\n"]), "json", "stderr", { worker: 3 });
+  await relay.flush();
+  assert.deepEqual(out.entries, [
+    { level: "info", msg: "x", worker: 3, component: "worker" },
+    { level: "error", msg: "y", worker: 3, component: "worker" },
+  ]);
+  assert.equal(err.entries[0].component, "worker");
 });
