@@ -34,16 +34,6 @@ export interface ChildSpec {
   group?: boolean;
 }
 
-/** What the children share: settings, the relay, the clock's readings. */
-export interface Family {
-  /** The stack's settings. */
-  config: StackConfig;
-  /** Where their output goes. */
-  relay: LogRelay;
-  /** What writes the kernel's clock state to each worker. */
-  clock: ClockPublisher;
-}
-
 const PDEATHSIG = ["--pdeathsig", "SIGTERM", "--"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** What the supervisor probes; its host is in its --allow-net, never resolved. */
@@ -90,7 +80,9 @@ export async function askHealth(
  * inode is taken at the first good probe and compared at each one after.
  */
 export function workerSpec(
-  { config, relay, clock }: Family,
+  config: StackConfig,
+  relay: LogRelay,
+  clock: ClockPublisher,
   index: number,
 ): ChildSpec {
   const socket = workerSocket(config.runtimeDir, index);
@@ -141,7 +133,11 @@ export function workerSpec(
 }
 
 /** nginx, in front of the workers, with the config at `conf`. */
-export function nginxSpec({ config, relay }: Family, conf: string): ChildSpec {
+export function nginxSpec(
+  config: StackConfig,
+  relay: LogRelay,
+  conf: string,
+): ChildSpec {
   const { nginxPid, nginxAlive } = runtimeLayout(config.runtimeDir);
   return {
     name: "nginx",

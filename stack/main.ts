@@ -1,19 +1,19 @@
 /**
  * The stack's main: settings, the checks before anything is written, the
  * runtime directory, nginx's config, then the supervisor until a signal or
- * a child that cannot be kept running ends it. {@linkcode run} returns the
- * exit code, as go-httpbin's `mainImpl` does: a {@linkcode ConfigError} is
- * 2 (one line naming what to fix), anything else 1, a clean stop 0.
+ * a child that cannot be kept running ends it. `run` returns the exit code,
+ * as go-httpbin's `mainImpl` does: a {@linkcode ConfigError} is 2 (one line
+ * naming what to fix), anything else 1, a clean stop 0.
  *
  * @module
  */
 import meta from "../deno.json" with { type: "json" };
-import { ConfigError, DEFAULTS } from "../service/config.ts";
+import { ConfigError } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
 import { oomKills } from "./cgroup.ts";
-import { type Family, nginxSpec, workerSpec } from "./children.ts";
+import { nginxSpec, workerSpec } from "./children.ts";
 import { catFiles, killPid, processStates } from "./proc.ts";
-import { kernelClock } from "./kernel_clock.ts";
+import { type ClockPublisher, kernelClock } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { preflight } from "./preflight.ts";
@@ -24,10 +24,8 @@ import {
   STACK_ENV,
   type StackConfig,
 } from "./stack_config.ts";
-import { type Host, Supervisor } from "./supervisor.ts";
+import { Supervisor } from "./supervisor.ts";
 import { POLICY } from "./supervision.ts";
-
-const PROJECT_DIR = new URL("..", import.meta.url).pathname;
 
 const USAGE = `ip-timestamp stack ${meta.version}: nginx on PORT in front of
 WORKERS Deno workers on Unix sockets, supervised. Usage: deno task stack
@@ -56,88 +54,74 @@ async function writeNginxConfig(
   return conf;
 }
 
-// The machine, for the supervisor.
-function machine(config: StackConfig): Host {
+// Runs the workers, then nginx, until a signal or a give-up; the exit code.
+async function supervise(
+  config: StackConfig,
+  relay: LogRelay,
+  clock: ClockPublisher,
+  conf: string,
+  logger: Logger,
+): Promise<number> {
   const memory = config.memory;
-  return {
+  const memoryLimitMiB = memory && Math.round(memory.bytes / 2 ** 20);
+  // The kernel's OOM kills so far: one more at a child's SIGKILL sent it.
+  const kills = () => memory ? oomKills((f) => catFiles([f]), memory) : 0;
+  let killed = await Promise.resolve().then(kills).catch(() => 0);
+  const supervisor = new Supervisor(logger, {
     now: Date.now,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     processStates,
     kill: killPid,
-    oomKills: () =>
-      memory
-        ? oomKills((path) => catFiles([path]), memory)
-        : Promise.resolve(0),
-    memoryLimitMiB: memory && Math.round(memory.bytes / 2 ** 20),
-  };
-}
-
-// Runs the children until a signal or a give-up; the exit code.
-async function supervise(
-  family: Family,
-  conf: string,
-  logger: Logger,
-  started: number,
-): Promise<number> {
-  const { config } = family;
-  const host = machine(config);
-  const supervisor = new Supervisor(logger, host, {
-    ...POLICY,
-    startTimeoutMs: config.startTimeout * 1000,
-  });
-  const drainMs = (DEFAULTS.drainSeconds + 2) * 1000;
+    async oomKilled() {
+      const before = killed;
+      killed = await kills();
+      return killed > before ? memoryLimitMiB : undefined;
+    },
+  }, { ...POLICY, startTimeoutMs: config.startTimeout * 1000 });
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-    Deno.addSignalListener(signal, () => supervisor.stop(signal, 0, drainMs));
+    Deno.addSignalListener(signal, () => supervisor.stop(signal));
   }
   const workers = Array.from(
     { length: config.workers },
-    (_, i) => workerSpec(family, i),
+    (_, i) => workerSpec(config, relay, clock, i),
   );
   if (
     await supervisor.start(workers) &&
-    await supervisor.start([nginxSpec(family, conf)])
+    await supervisor.start([nginxSpec(config, relay, conf)])
   ) {
     logger.info("ready", {
       port: config.port,
       workers: config.workers,
       rate_limit: config.rateLimit,
-      memory_limit_mib: host.memoryLimitMiB,
-      startup_ms: Math.round(performance.now() - started),
-      project: PROJECT_DIR,
+      memory_limit_mib: memoryLimitMiB,
+      // Since the process started.
+      startup_ms: Math.round(performance.now()),
+      project: new URL("..", import.meta.url).pathname,
       version: meta.version,
-      clock: family.clock.state,
+      clock: clock.state,
     });
   }
   return await supervisor.done;
 }
 
-/**
- * The whole run as an exit code: `--help` and `--version` print and end
- * with 0; every error thrown below is mapped here, and only here.
- */
-export async function run(relay: LogRelay, args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    console.log(USAGE);
+// The whole run as an exit code: every error thrown below is mapped here.
+async function run(relay: LogRelay, args: string[]): Promise<number> {
+  const asked = args.find((a) => ["-h", "--help", "--version"].includes(a));
+  if (asked) {
+    console.log(asked === "--version" ? meta.version : USAGE);
     return 0;
   }
-  if (args.includes("--version")) {
-    console.log(meta.version);
-    return 0;
-  }
-  const started = performance.now();
   let logger = relay.logger("info", { component: "stack" });
   try {
-    const config = loadStackConfig(
-      (n) => Deno.env.get(n),
-      await machineFacts(),
-    );
+    const env = (name: string) => Deno.env.get(name);
+    const config = loadStackConfig(env, await machineFacts());
     logger = relay.logger(config.service.logLevel, { component: "stack" });
     const { ipv6 } = await preflight(config);
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
       const conf = await writeNginxConfig(config, dir, ipv6);
-      const family = { config, relay, clock: kernelClock(logger) };
-      const code = await supervise(family, conf, logger, started);
+      const clock = kernelClock(logger);
+      const code = await supervise(config, relay, clock, conf, logger);
       if (code === 0) logger.info("stopped");
       return code;
     } finally {

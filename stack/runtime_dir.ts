@@ -55,14 +55,14 @@ const TOP = new Map([
   ["nginx.conf", false],
 ]);
 
-const octal = (mode: number) => "0" + (mode & 0o7777).toString(8);
+// A problem with the runtime directory: a setting to fix, exit code 2.
+const invalid = (root: string, why: string) =>
+  new ConfigError(`Invalid RUNTIME_DIR ${JSON.stringify(root)}: ${why}`);
 
-/**
- * Why an existing directory cannot be the runtime directory, or undefined:
- * it must be a real directory of this user, closed to other writers, and
- * hold only what the stack makes. Reads only; `/tmp` and `/etc` are refused.
- */
-export async function refusal(root: string): Promise<string | undefined> {
+// Why an existing directory cannot be the runtime directory, or undefined:
+// it must be a real directory of this user, closed to other writers, and
+// hold only what the stack makes (`/tmp` and `/etc` are refused). Reads only.
+async function refusal(root: string): Promise<string | undefined> {
   const info = await Deno.lstat(root);
   if (info.isSymlink) return "it is a symbolic link";
   if (!info.isDirectory) return "it is not a directory";
@@ -70,7 +70,9 @@ export async function refusal(root: string): Promise<string | undefined> {
     return `it belongs to uid ${info.uid}, not to this process's ${Deno.uid()}`;
   }
   if ((info.mode! & 0o022) !== 0) {
-    return `it is writable by others (mode ${octal(info.mode!)})`;
+    return `it is writable by others (mode 0${
+      (info.mode! & 0o7777).toString(8)
+    })`;
   }
   for await (const entry of Deno.readDir(root)) {
     if (TOP.get(entry.name) !== entry.isDirectory) {
@@ -84,13 +86,13 @@ export async function refusal(root: string): Promise<string | undefined> {
 
 /** A runtime directory ready for this start, and how to undo it. */
 export class RuntimeDir {
-  /** A directory {@linkcode prepareRuntimeDir} checked or made. */
-  constructor(
-    /** Its layout. */
-    readonly layout: RuntimeLayout,
-    /** Whether this start created the directory itself. */
-    readonly created: boolean,
-  ) {}
+  /** Its layout. */
+  readonly layout: RuntimeLayout;
+
+  /** The directory `root`, which this start `created` or found. */
+  constructor(root: string, readonly created = false) {
+    this.layout = runtimeLayout(root);
+  }
 
   /** Writes a new file, never through a link (O_EXCL). */
   async writeFile(path: string, data: string | Uint8Array): Promise<void> {
@@ -99,15 +101,11 @@ export class RuntimeDir {
       : data;
     await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 })
       .catch((err) => {
-        throw this.invalid(`cannot write ${path} (${err.message})`);
+        throw invalid(
+          this.layout.root,
+          `cannot write ${path} (${err.message})`,
+        );
       });
-  }
-
-  /** The error for a problem with this directory (exit code 2). */
-  invalid(why: string): ConfigError {
-    return new ConfigError(
-      `Invalid RUNTIME_DIR ${JSON.stringify(this.layout.root)}: ${why}`,
-    );
   }
 
   /**
@@ -127,8 +125,7 @@ export class RuntimeDir {
 }
 
 // Creates the runtime directory (true), or checks the one there (false).
-async function openRoot(dir: RuntimeDir): Promise<boolean> {
-  const { root } = dir.layout;
+async function openRoot(root: string): Promise<boolean> {
   try {
     // Not recursive: a directory someone made first must fail here.
     await Deno.mkdir(root, { mode: 0o700 });
@@ -137,14 +134,14 @@ async function openRoot(dir: RuntimeDir): Promise<boolean> {
       await Deno.mkdir(root, { recursive: true, mode: 0o700 });
     } else if (err instanceof Deno.errors.AlreadyExists) {
       const why = await refusal(root);
-      if (why) throw dir.invalid(why);
+      if (why) throw invalid(root, why);
       return false;
     } else throw err;
   }
   // Made a moment ago, so ours, unless someone raced us to it.
   const info = await Deno.lstat(root);
   if (info.isSymlink || !info.isDirectory || info.uid !== Deno.uid()) {
-    throw dir.invalid("another user made it while the stack started");
+    throw invalid(root, "another user made it while the stack started");
   }
   await Deno.chmod(root, 0o700);
   return true;
@@ -156,11 +153,10 @@ async function openRoot(dir: RuntimeDir): Promise<boolean> {
  * {@linkcode ConfigError} when it cannot, after removing what it made.
  */
 export async function prepareRuntimeDir(root: string): Promise<RuntimeDir> {
-  const probe = new RuntimeDir(runtimeLayout(root), false);
-  const created = await openRoot(probe).catch((err) => {
-    throw err instanceof ConfigError ? err : probe.invalid(err.message);
+  const created = await openRoot(root).catch((err) => {
+    throw err instanceof ConfigError ? err : invalid(root, err.message);
   });
-  const dir = new RuntimeDir(probe.layout, created);
+  const dir = new RuntimeDir(root, created);
   try {
     if (!created) await dir.discard();
     const { sockets, nginx, public: pub } = dir.layout;
@@ -180,6 +176,6 @@ export async function prepareRuntimeDir(root: string): Promise<RuntimeDir> {
     return dir;
   } catch (err) {
     await dir.discard();
-    throw err instanceof ConfigError ? err : dir.invalid(String(err));
+    throw err instanceof ConfigError ? err : invalid(root, String(err));
   }
 }

@@ -64,10 +64,7 @@ export interface StackConfig {
   nginxWorkers: number;
   /** Where the stack writes its sockets, config and files (RUNTIME_DIR). */
   runtimeDir: string;
-  /**
-   * A prebuilt bundle of main.ts for the workers (the container ships one);
-   * unset, the supervisor bundles main.ts into the runtime dir at start.
-   */
+  /** A bundle of main.ts for the workers (the image's); unset: main.ts. */
   workerBundle?: string;
   /** Requests per second per client address; 0 turns the limit off. */
   rateLimit: number;
@@ -97,33 +94,27 @@ export async function machineFacts(): Promise<MachineFacts> {
   };
 }
 
-const MIB = 1024 * 1024;
-
-// How many workers fit the memory limit next to nginx and the supervisor.
-function workersThatFit(memory: MemoryLimit | undefined): number {
-  if (!memory) return Infinity;
-  const { workerMiB, baseMiB } = STACK_DEFAULTS;
-  return Math.floor((memory.bytes / MIB - baseMiB) / workerMiB);
-}
-
-function workerCount(env: EnvReader, host: MachineFacts): number {
-  const fit = workersThatFit(host.memory);
-  const limit = host.memory &&
-    `the memory limit of ${Math.round(host.memory.bytes / MIB)} MiB (${
-      host.memory.file.split("/").pop()
-    })`;
+// As many workers as cores, as fit the memory limit beside nginx and the
+// supervisor, and 64.
+function workerCount(env: EnvReader, { cpus, memory }: MachineFacts): number {
+  const { baseMiB, workerMiB } = STACK_DEFAULTS;
+  const mib = (memory?.bytes ?? Infinity) / 2 ** 20;
+  const fit = Math.min(Math.floor((mib - baseMiB) / workerMiB), 64);
+  const limit = `the memory limit of ${Math.round(mib)} MiB (${
+    memory?.file.split("/").pop()
+  })`;
   if (fit < 1) {
     throw new ConfigError(
       `Invalid WORKERS: ${limit} leaves no room for one worker (the stack needs about ${
-        STACK_DEFAULTS.baseMiB + STACK_DEFAULTS.workerMiB
+        baseMiB + workerMiB
       } MiB)`,
     );
   }
-  const workers = integer(env, "WORKERS", Math.min(host.cpus, fit, 64), 1, 64);
+  const workers = integer(env, "WORKERS", Math.min(cpus, fit), 1, 64);
   if (workers > fit) {
     throw new ConfigError(
       `Invalid WORKERS ${workers}: ${workers} workers need about ${
-        STACK_DEFAULTS.baseMiB + workers * STACK_DEFAULTS.workerMiB
+        baseMiB + workers * workerMiB
       } MiB, more than ${limit}; at most ${fit} fit`,
     );
   }
@@ -163,22 +154,17 @@ export function loadStackConfig(
     );
   }
   const workers = workerCount(env, host);
+  const D = STACK_DEFAULTS;
   return {
-    port: integer(env, "PORT", STACK_DEFAULTS.port, 1, 65535),
+    port: integer(env, "PORT", D.port, 1, 65535),
     workers,
     // nginx shares the cores with the workers: one nginx process per two
     // workers beat one per core on 2 cores (docs/performance.md).
     nginxWorkers: integer(env, "NGINX_WORKERS", Math.ceil(workers / 2), 1, 64),
     runtimeDir: absolutePath(env, "RUNTIME_DIR") ?? defaultRuntimeDir(env),
     workerBundle: absolutePath(env, "WORKER_BUNDLE"),
-    rateLimit: integer(env, "RATE_LIMIT", STACK_DEFAULTS.rateLimit, 0, 1e6),
-    startTimeout: integer(
-      env,
-      "START_TIMEOUT",
-      STACK_DEFAULTS.startTimeout,
-      0,
-      86_400,
-    ),
+    rateLimit: integer(env, "RATE_LIMIT", D.rateLimit, 0, 1e6),
+    startTimeout: integer(env, "START_TIMEOUT", D.startTimeout, 0, 86_400),
     trustedProxies: service.trustedProxies.map(formatRange),
     memory: host.memory,
     service,

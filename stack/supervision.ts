@@ -21,34 +21,26 @@
 import type { LogFields } from "../service/log.ts";
 import type { ProcessState } from "./proc.ts";
 
-/** Numbers that shape the decisions (times in milliseconds). */
-export interface Policy {
+/** The numbers that shape the decisions: a hung child goes within seconds. */
+export const POLICY = {
   /** Failed probes in a row after which a ready child is replaced. */
-  probeFailures: number;
-  /** Checks in a row that see a starting child stopped before it is replaced. */
-  stoppedChecks: number;
-  /** First and largest delay before a restart. */
-  backoffMs: [number, number];
-  /** Ready this long, a child's earlier failures are forgotten. */
-  steadyMs: number;
-  /** Starts in a row that end before steady, after which the stack gives up. */
-  startAttempts: number;
-  /** How long a start may take; 0: as long as it makes progress. */
-  startTimeoutMs: number;
-  /** How often a slow start is reported. */
-  reportEveryMs: number;
-}
-
-/** The defaults: a hung child is replaced within seconds. */
-export const POLICY: Policy = {
   probeFailures: 3,
+  /** Checks in a row that see a starting child stopped before it is replaced. */
   stoppedChecks: 3,
+  /** First and largest delay before a restart, in ms. */
   backoffMs: [100, 5_000],
+  /** Ready this long (ms), a child's earlier failures are forgotten. */
   steadyMs: 10_000,
+  /** Starts in a row that end before steady, after which the stack gives up. */
   startAttempts: 5,
+  /** How long a start may take, in ms; 0: as long as it makes progress. */
   startTimeoutMs: 0,
+  /** How often a slow start is reported, in ms. */
   reportEveryMs: 5_000,
 };
+
+/** The shape of {@linkcode POLICY}, for other numbers (tests, START_TIMEOUT). */
+export type Policy = typeof POLICY;
 
 /** One child's state. */
 export interface Child {
@@ -99,10 +91,9 @@ export type Event =
 /** What the shell must do. */
 export type Action =
   | { kind: "spawn" }
-  | { kind: "kill" }
+  /** Kill the child, or only its own process `pid` (it replaces that). */
+  | { kind: "kill"; pid?: number }
   | { kind: "stop" }
-  /** Kill one of the child's own processes (it replaces it). */
-  | { kind: "kill-pid"; pid: number }
   | {
     kind: "log";
     level: "info" | "warn" | "error";
@@ -151,12 +142,10 @@ function replace(child: Child, why: string, fields: LogFields): Step {
 
 // A socket another process bound in the child's place answers probes that
 // the child never sees: replaced at once, whatever the phase.
-function foreign(c: Child): Step {
-  return replace(c, "does not own its socket (another process bound it)", {});
-}
+const FOREIGN = "does not own its socket (another process bound it)";
 
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
-  if (e.kind === "probe" && e.foreign) return foreign(c);
+  if (e.kind === "probe" && e.foreign) return replace(c, FOREIGN, {});
   if (e.kind === "probe" && e.ok) {
     // After any exit, ready again is a restart.
     return [
@@ -199,7 +188,7 @@ function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
       log(c, "error", `${c.name} worker process is stopped; replacing it`, {
         pid,
       }),
-      { kind: "kill-pid", pid },
+      { kind: "kill", pid },
     );
   }
   return [{ ...c, stoppedChildren: counts }, actions];
@@ -208,7 +197,7 @@ function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
 function onReady(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.kind === "checked") return onChecked(c, e.stoppedChildren, p);
   if (e.kind !== "probe") return [c, []];
-  if (e.foreign) return foreign(c);
+  if (e.foreign) return replace(c, FOREIGN, {});
   if (e.ok) return [{ ...c, strikes: 0 }, []];
   const strikes = c.strikes + 1;
   if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
@@ -253,17 +242,7 @@ function onExit(
       fields: { ...c.fields, ...fields, attempts },
     }]];
   }
-  const next: Child = {
-    ...c,
-    phase: "backoff",
-    since: now,
-    pid: undefined,
-    strikes: 0,
-    stoppedChildren: {},
-    attempts,
-    delayMs,
-    killedFor: undefined,
-  };
+  const next = { ...newChild(c.name, c.fields, now), attempts, delayMs };
   // The first failure is told; the rest of a crash loop only by its count,
   // and a replacement was told when the child was killed.
   if (attempts > 1 || c.killedFor) return [next, []];

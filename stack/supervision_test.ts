@@ -244,7 +244,7 @@ Deno.test("a ready child's own process stopped three checks in a row is killed, 
   h.at(50, { kind: "probe", ok: true });
   const killed = (at: number, stopped: number[]) =>
     h.at(at, checked(false, stopped)).flatMap((a) =>
-      a.kind === "kill-pid" ? [a.pid] : []
+      a.kind === "kill" && a.pid ? [a.pid] : []
     );
   assert.deepEqual(killed(1_000, [7, 8]), []);
   assert.deepEqual(killed(2_000, [7]), []); // 8 resumed (SIGCONT)
@@ -265,7 +265,7 @@ Deno.test("a pid that became another process between checks is counted afresh, n
   h.at(50, { kind: "probe", ok: true });
   const killed = (at: number, stopped: [number, number][]) =>
     h.at(at, checked(false, stopped)).flatMap((a) =>
-      a.kind === "kill-pid" ? [a.pid] : []
+      a.kind === "kill" && a.pid ? [a.pid] : []
     );
   assert.deepEqual(killed(1_000, [[7, 500]]), []);
   assert.deepEqual(killed(2_000, [[7, 500]]), []);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { DEFAULTS } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
 import type { ChildSpec } from "./children.ts";
 import type { ProcessState } from "./proc.ts";
@@ -39,10 +40,11 @@ export interface Host {
   processStates(pids: number[], parents: number[]): Promise<ProcessState[]>;
   /** SIGKILLs a process (negative: a process group) it did not spawn. */
   kill(pid: number): Promise<void>;
-  /** Processes the kernel killed for the memory limit so far. */
-  oomKills(): Promise<number>;
-  /** That limit in MiB, if any. */
-  memoryLimitMiB?: number;
+  /**
+   * After a child's SIGKILL: the memory limit in MiB if the kernel's OOM
+   * killer sent it (its count of kills grew since last asked).
+   */
+  oomKilled(): Promise<number | undefined>;
 }
 
 // How often a starting child is probed, a ready one, and how often /proc
@@ -51,6 +53,8 @@ const STARTING_PROBE_MS = 50;
 const READY_PROBE_MS = 1000;
 const CHECK_MS = 1000;
 
+// Past the workers' own drain, a stop is made hard.
+const DRAIN_MS = (DEFAULTS.drainSeconds + 2) * 1000;
 // What the stack cannot do when the host's programs fail.
 const NO_PROC = "stopped processes cannot be caught: /proc cannot be read";
 const NO_KILL = "nginx's processes cannot be killed";
@@ -71,7 +75,6 @@ export class Supervisor {
   #slots: Slot[] = [];
   #groups = 0;
   #stopping = false;
-  #oomSeen = 0;
   #said = new Set<string>();
   #finish!: (code: number) => void;
   /** Resolves with the stack's exit code once every child is gone. */
@@ -89,7 +92,6 @@ export class Supervisor {
   /** Starts a group of children; true once every one of them is ready. */
   async start(specs: ChildSpec[]): Promise<boolean> {
     if (this.#stopping) return false;
-    this.#oomSeen = await this.#ask(this.host.oomKills(), 0, NO_OOM);
     const group = this.#groups++;
     const slots = specs.map((spec) => ({
       spec,
@@ -126,11 +128,10 @@ export class Supervisor {
       case "spawn":
         return this.#spawn(slot);
       case "kill":
-        return this.#kill(slot);
+        if (action.pid === undefined) return this.#kill(slot);
+        return this.#killPid(action.pid);
       case "stop":
         return signal(slot.process, slot.spec.stopSignal);
-      case "kill-pid":
-        return void this.#ask(this.host.kill(action.pid), undefined, NO_KILL);
       case "log":
         return this.logger[action.level](action.msg, action.fields);
       case "give-up":
@@ -139,12 +140,14 @@ export class Supervisor {
     }
   }
 
+  #killPid(pid: number): void {
+    void this.#ask(this.host.kill(pid), undefined, NO_KILL);
+  }
+
   // A child still running, and nginx's worker processes: its group, whose
   // id stays theirs while one lives.
   #kill(slot: Slot): void {
-    if (slot.process && slot.spec.group) {
-      void this.#ask(this.host.kill(-slot.process.pid), undefined, NO_KILL);
-    }
+    if (slot.process && slot.spec.group) this.#killPid(-slot.process.pid);
     signal(slot.process, "SIGKILL");
   }
 
@@ -166,21 +169,13 @@ export class Supervisor {
       slot.process = undefined;
       // nginx's worker processes die with it, at once: while one of them
       // lives, its group's id is no other process's pid.
-      if (slot.spec.group) {
-        void this.#ask(this.host.kill(-process.pid), undefined, NO_KILL);
-      }
-      const oom = signal === "SIGKILL" && await this.#oomGrew()
-        ? { limitMiB: this.host.memoryLimitMiB ?? 0 }
+      if (slot.spec.group) this.#killPid(-process.pid);
+      const limitMiB = signal === "SIGKILL"
+        ? await this.#ask(this.host.oomKilled(), undefined, NO_OOM)
         : undefined;
+      const oom = limitMiB === undefined ? undefined : { limitMiB };
       this.#apply(slot, { kind: "exited", code, signal, oom });
     });
-  }
-
-  async #oomGrew(): Promise<boolean> {
-    const kills = await this.#ask(this.host.oomKills(), this.#oomSeen, NO_OOM);
-    const grew = kills > this.#oomSeen;
-    this.#oomSeen = kills;
-    return grew;
   }
 
   // One child's life, ticks and probes, until it is gone; resolves once it
@@ -251,7 +246,7 @@ export class Supervisor {
    * workers stop); `done` then resolves with `code`. A stop that takes
    * longer than `drainMs` is made hard, and the code is 1.
    */
-  async stop(reason: string | undefined, code = 0, drainMs = 12_000) {
+  async stop(reason: string | undefined, code = 0, drainMs = DRAIN_MS) {
     if (this.#stopping) return;
     this.#stopping = true;
     if (reason) this.logger.info("shutting down", { signal: reason });

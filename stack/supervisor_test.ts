@@ -67,7 +67,7 @@ class FakeMachine implements Host {
     this.killed.push(pid);
     return Promise.resolve();
   };
-  oomKills = () => Promise.resolve(0);
+  oomKilled = (): Promise<number | undefined> => Promise.resolve(undefined);
 
   /** Moves the clock by `ms`, firing each timer in turn as it comes due. */
   async advance(ms: number): Promise<void> {
@@ -211,7 +211,7 @@ Deno.test("cat and kill failing (missing, hung, broken): children still start an
   const { lines, machine, supervisor } = setup();
   const broken = () => Promise.reject(new Error("Failed to spawn 'cat'"));
   machine.processStates = broken;
-  machine.oomKills = broken;
+  machine.oomKilled = broken;
   machine.kill = () => Promise.reject(new Error("kill: no answer"));
   const worker = new FakeChild("worker", []);
   const front = new FakeChild("front", []);
