@@ -5,7 +5,7 @@
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "./config.ts";
-import { LogQueue } from "./log_queue.ts";
+import { type ByteSink, LogQueue } from "./log_queue.ts";
 import { formatTimestamp } from "./timestamp.ts";
 
 /** Extra fields of one log line. */
@@ -41,28 +41,39 @@ export function safeJson(value: unknown): string {
 }
 
 /**
- * A sink to the process's stdout and stderr (warnings and errors) that
- * never blocks: a reader that stalls costs dropped lines, counted once it
- * reads again. `flush` waits up to `ms` for what is queued (before exit).
+ * A sink to stdout and stderr (warnings and errors) that never blocks: a
+ * reader that stalls costs dropped lines, counted in a line with `base`'s
+ * fields once it reads again. `out` and `err` also take bytes as they are
+ * (the stack's relay); `flush` waits up to `ms` for what is queued.
  */
-export function queuedSink(): {
+export function queuedSink(
+  base: LogFields = {},
+  stdout: ByteSink = Deno.stdout,
+  stderr: ByteSink = Deno.stderr,
+  now: () => number = Date.now,
+): {
   sink: LogSink;
+  out: LogQueue;
+  err: LogQueue;
   flush(ms?: number): Promise<void>;
 } {
   const encoder = new TextEncoder();
   const note = (stream: string) => (dropped: number) =>
     encoder.encode(
       safeJson({
-        time: formatTimestamp(new Date()),
+        time: formatTimestamp(new Date(now())),
         level: "warn",
         msg: "log lines dropped: the reader of the output stalled",
+        ...base,
         stream,
         dropped,
       }) + "\n",
     );
-  const out = new LogQueue(Deno.stdout, note("stdout"));
-  const err = new LogQueue(Deno.stderr, note("stderr"));
+  const out = new LogQueue(stdout, note("stdout"));
+  const err = new LogQueue(stderr, note("stderr"));
   return {
+    out,
+    err,
     sink: (entry) => {
       const queue = entry.level === "warn" || entry.level === "error"
         ? err

@@ -12,8 +12,8 @@
  * @module
  */
 
-/** Reads a file's text, or undefined when it cannot be read. */
-export type ReadText = (path: string) => Promise<string | undefined>;
+/** Reads a file's text: empty when it is not there. */
+export type ReadText = (path: string) => Promise<string>;
 
 /** A memory limit and the files that tell about it. */
 export interface MemoryLimit {
@@ -53,18 +53,17 @@ function candidates(selfCgroup: string, root: string): MemoryLimit[] {
 
 /**
  * The tightest memory limit of this process's cgroup, or undefined when
- * there is none (or nothing could be read).
+ * there is none.
  */
 export async function memoryLimit(
   read: ReadText,
   root = "/sys/fs/cgroup",
 ): Promise<MemoryLimit | undefined> {
   const self = await read("/proc/self/cgroup");
-  if (self === undefined) return undefined;
   let best: MemoryLimit | undefined;
   for (const candidate of candidates(self, root)) {
-    const text = (await read(candidate.file))?.trim();
-    if (text === undefined || !/^\d+$/.test(text)) continue; // "max", absent
+    const text = (await read(candidate.file)).trim();
+    if (!/^\d+$/.test(text)) continue; // "max", absent
     const bytes = Number(text);
     if (bytes >= UNLIMITED_V1) continue;
     if (!best || bytes < best.bytes) best = { ...candidate, bytes };
@@ -77,7 +76,6 @@ export async function oomKills(
   read: ReadText,
   limit: MemoryLimit,
 ): Promise<number> {
-  const text = await read(limit.events) ?? "";
-  const m = text.match(/^oom_kill (\d+)$/m);
+  const m = (await read(limit.events)).match(/^oom_kill (\d+)$/m);
   return m ? Number(m[1]) : 0;
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { memoryLimit, oomKills, type ReadText } from "./cgroup.ts";
 
 function files(map: Record<string, string>): ReadText {
-  return (path) => Promise.resolve(map[path]);
+  return (path) => Promise.resolve(map[path] ?? "");
 }
 
 const MIB = 1024 * 1024;

@@ -16,10 +16,11 @@ import {
   createLogger,
   type LogFields,
   type Logger,
+  queuedSink,
   safeJson,
 } from "../service/log.ts";
 import type { LogLevel } from "../service/config.ts";
-import { type ByteSink, countLines, LogQueue } from "../service/log_queue.ts";
+import { type ByteSink, countLines } from "../service/log_queue.ts";
 import { LineBudget, nginxErrorLine, RefusedRequests } from "./nginx_log.ts";
 
 /**
@@ -72,8 +73,7 @@ const NEW_MESSAGE = /^(error|warning)\b/i;
 
 /** The relay: a logger for the supervisor and readers for its children. */
 export class LogRelay {
-  #out: LogQueue;
-  #err: LogQueue;
+  #queues: ReturnType<typeof queuedSink>;
   #now: () => number;
   #decoder = new TextDecoder();
   #second = 0;
@@ -85,19 +85,7 @@ export class LogRelay {
   /** A relay to these sinks (`Deno.stdout`, `Deno.stderr`), on a clock. */
   constructor(stdout: ByteSink, stderr: ByteSink, now = Date.now) {
     this.#now = now;
-    const note = (stream: string) => (dropped: number) =>
-      encoder.encode(
-        safeJson({
-          time: this.#time(),
-          level: "warn",
-          msg: "log lines dropped: the reader of the stack's output stalled",
-          component: "stack",
-          stream,
-          dropped,
-        }) + "\n",
-      );
-    this.#out = new LogQueue(stdout, note("stdout"));
-    this.#err = new LogQueue(stderr, note("stderr"));
+    this.#queues = queuedSink({ component: "stack" }, stdout, stderr, now);
     // Ends each second's counts even when nginx falls silent.
     Deno.unrefTimer(setInterval(() => this.#tick(), 1000));
   }
@@ -107,10 +95,8 @@ export class LogRelay {
   }
 
   /** Queues one log object (warnings and errors on stderr). */
-  write(entry: Record<string, unknown>): void {
-    const level = entry.level;
-    const queue = level === "warn" || level === "error" ? this.#err : this.#out;
-    queue.push([encoder.encode(safeJson(entry) + "\n")]);
+  write(entry: LogFields): void {
+    this.#queues.sink(entry as LogFields & { level: LogLevel });
   }
 
   /** A {@linkcode Logger} that writes through the relay. */
@@ -176,7 +162,8 @@ export class LogRelay {
   // could be made to look like a line of the child's own).
   #chunk(bytes: Uint8Array, source: Source, cut: boolean): void {
     if (source.kind === "nginx-error") return this.#nginxErrors(bytes);
-    const queue = source.to === "stdout" ? this.#out : this.#err;
+    this.#tick();
+    const queue = this.#queues[source.to === "stdout" ? "out" : "err"];
     const raw = source.kind === "nginx-access";
     // The hot path: a chunk of nginx's JSON lines, copied once, into the queue.
     if (raw && !cut && allPlain(bytes)) {
@@ -185,20 +172,18 @@ export class LogRelay {
     for (let start = 0; start < bytes.length;) {
       const end = bytes.indexOf(NEWLINE, start);
       const line = bytes.subarray(start, end + 1);
-      const piece = cut && start === 0;
+      const whole = !cut || start > 0;
       start = end + 1;
-      if (piece) {
-        this.#text(source, this.#decoder.decode(line.subarray(0, -1)));
-        continue;
-      }
-      if (raw && plainJsonLine(line, 0, line.length - 1)) {
+      if (whole && raw && plainJsonLine(line, 0, line.length - 1)) {
         this.#endText(source);
         queue.push([line]);
         continue;
       }
       const text = this.#decoder.decode(line.subarray(0, -1));
-      if (text.trim() === "" || (raw && this.#countRefused(text))) continue;
-      const object = jsonObject(text);
+      if (text.trim() === "" || (whole && raw && this.#refused.count(text))) {
+        continue;
+      }
+      const object = whole ? jsonObject(text) : undefined;
       if (!object) {
         this.#text(source, text);
         continue;
@@ -229,26 +214,21 @@ export class LogRelay {
   #endText(source: Source): void {
     clearTimeout(source.timer);
     if (source.text === undefined) return;
-    const msg = stripVTControlCharacters(source.text).trimEnd();
+    const msg = source.text.trimEnd();
     const level = /^warning\b/i.test(msg) ? "warn" : "error";
     this.write({ time: this.#time(), level, msg, ...source.fields });
     source.text = undefined;
   }
 
   #nginxErrors(bytes: Uint8Array): void {
+    this.#tick();
     for (let start = 0; start < bytes.length;) {
       const end = bytes.indexOf(NEWLINE, start);
       const text = this.#decoder.decode(bytes.subarray(start, end));
       start = end + 1;
-      this.#tick();
       if (text.trim() === "" || !this.#budget.take()) continue;
       this.write(nginxErrorLine(text, new Date(this.#now())));
     }
-  }
-
-  #countRefused(line: string): boolean {
-    this.#tick();
-    return this.#refused.count(line);
   }
 
   // Once a second: what the last second counted, then a fresh count.
@@ -269,7 +249,7 @@ export class LogRelay {
   async flush(ms = 1000): Promise<void> {
     this.#tick(true);
     for (const source of this.#sources) this.#endText(source);
-    await Promise.all([this.#out.flush(ms), this.#err.flush(ms)]);
+    await this.#queues.flush(ms);
   }
 }
 
@@ -277,13 +257,10 @@ export class LogRelay {
 function jsonObject(text: string): LogFields | undefined {
   try {
     const value = JSON.parse(text);
-    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-      return value;
-    }
+    if (typeof value === "object" && !Array.isArray(value)) return value;
   } catch {
     // Not JSON.
   }
-  return undefined;
 }
 
 // A complete line, or bytes cut where a read ended, with a newline.

@@ -25,66 +25,62 @@ function hasIpv6(): boolean {
   }
 }
 
-// Why nginx could not bind PORT where it listens, or undefined.
-function portProblem(port: number, ipv6: boolean): string | undefined {
-  for (const hostname of ipv6 ? ["0.0.0.0", "::"] : ["0.0.0.0"]) {
-    try {
-      Deno.listen({ hostname, port }).close();
-    } catch (err) {
-      return `Invalid PORT ${port}: ${
-        err instanceof Deno.errors.AddrInUse
-          ? "the address is in use by another program"
-          : `cannot listen there (${String(err)})`
-      }`;
-    }
+// Whether `nginx -v` runs: a spawn that fails throws at once.
+async function hasNginx(): Promise<boolean> {
+  try {
+    const command = new Deno.Command("nginx", {
+      args: ["-v"],
+      stdout: "null",
+      stderr: "null",
+    });
+    return (await command.output()).success;
+  } catch {
+    return false;
   }
-  return undefined;
-}
-
-// The other checks on the settings, in order: the first problem, if any.
-async function settingProblem(c: StackConfig): Promise<string | undefined> {
-  const dir = `Invalid RUNTIME_DIR ${JSON.stringify(c.runtimeDir)}`;
-  if (workerSocket(c.runtimeDir, c.workers - 1).length > MAX_SOCKET_PATH) {
-    return `${dir}: too long, its sockets' paths would pass ${MAX_SOCKET_PATH} bytes`;
-  }
-  if (c.workerBundle) {
-    const info = await Deno.stat(c.workerBundle).catch(() => undefined);
-    if (!info?.isFile) {
-      return `Invalid WORKER_BUNDLE ${
-        JSON.stringify(c.workerBundle)
-      }: not a readable file`;
-    }
-  }
-  // A worker socket that still answers belongs to a stack that still runs.
-  for (let i = 0; i < c.workers; i++) {
-    const socket = workerSocket(c.runtimeDir, i);
-    if (await askHealth(socket)) {
-      return `${dir}: a worker of another stack still answers on ${socket}; stop that stack first`;
-    }
-  }
-  return undefined;
 }
 
 /** The checks, in order; throws the first problem. */
-export async function preflight(
-  config: StackConfig,
-): Promise<{ ipv6: boolean }> {
+export async function preflight(c: StackConfig): Promise<{ ipv6: boolean }> {
   if (Deno.uid() === 0) throw new ConfigError(ROOT_REFUSED);
-  const command = new Deno.Command("nginx", {
-    args: ["-v"],
-    stdout: "null",
-    stderr: "null",
-  });
-  const nginx = await Promise.resolve().then(() => command.output())
-    .catch(() => undefined);
-  if (!nginx?.success) {
+  if (!await hasNginx()) {
     throw new ConfigError(
       "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
     );
   }
   const ipv6 = hasIpv6();
-  const problem = portProblem(config.port, ipv6) ??
-    await settingProblem(config);
-  if (problem) throw new ConfigError(problem);
+  for (const hostname of ipv6 ? ["0.0.0.0", "::"] : ["0.0.0.0"]) {
+    try {
+      Deno.listen({ hostname, port: c.port }).close();
+    } catch (err) {
+      throw new ConfigError(
+        `Invalid PORT ${c.port}: ${
+          err instanceof Deno.errors.AddrInUse
+            ? "the address is in use by another program"
+            : `cannot listen there (${String(err)})`
+        }`,
+      );
+    }
+  }
+  const dir = `Invalid RUNTIME_DIR ${JSON.stringify(c.runtimeDir)}`;
+  if (workerSocket(c.runtimeDir, c.workers - 1).length > MAX_SOCKET_PATH) {
+    throw new ConfigError(
+      `${dir}: too long, its sockets' paths would pass ${MAX_SOCKET_PATH} bytes`,
+    );
+  }
+  const bundle = c.workerBundle;
+  if (bundle && !(await Deno.stat(bundle).catch(() => null))?.isFile) {
+    throw new ConfigError(
+      `Invalid WORKER_BUNDLE ${JSON.stringify(bundle)}: not a readable file`,
+    );
+  }
+  // A worker socket that still answers belongs to a stack that still runs.
+  for (let i = 0; i < c.workers; i++) {
+    const socket = workerSocket(c.runtimeDir, i);
+    if (await askHealth(socket)) {
+      throw new ConfigError(
+        `${dir}: a worker of another stack still answers on ${socket}; stop that stack first`,
+      );
+    }
+  }
   return { ipv6 };
 }

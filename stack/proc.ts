@@ -37,11 +37,6 @@ export function catFiles(paths: string[]): Promise<string> {
   return paths.length === 0 ? Promise.resolve("") : tool("cat", paths);
 }
 
-/** One file's text, or undefined when it cannot be read, for any reason. */
-export async function catFile(path: string): Promise<string | undefined> {
-  return await catFiles([path]).catch(() => "") || undefined;
-}
-
 /**
  * SIGKILLs `pid` (a negative one: the process group), a process the
  * supervisor did not spawn: nginx's worker processes.

@@ -17,7 +17,7 @@ import {
 } from "../service/config.ts";
 import { formatRange } from "../service/client_ip.ts";
 import { type MemoryLimit, memoryLimit } from "./cgroup.ts";
-import { catFile } from "./proc.ts";
+import { catFiles } from "./proc.ts";
 
 // The service's variables the stack does not pass on: a worker listens on
 // its own socket, and PORT is nginx's.
@@ -90,7 +90,8 @@ export interface MachineFacts {
 export async function machineFacts(): Promise<MachineFacts> {
   return {
     cpus: navigator.hardwareConcurrency,
-    memory: await memoryLimit(catFile),
+    // Without `cat`, no limit: the supervisor says once it cannot run it.
+    memory: await memoryLimit((p) => catFiles([p])).catch(() => undefined),
   };
 }
 

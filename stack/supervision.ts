@@ -64,8 +64,8 @@ export interface Child {
   delayMs: number;
   /** Why the supervisor killed it, if it did. */
   killedFor?: string;
-  /** When its slow start was last reported. */
-  reportedAt: number;
+  /** When its slow start was last reported, if it was. */
+  reportedAt?: number;
 }
 
 /** What happened to a child, or the clock moving on. */
@@ -78,13 +78,8 @@ export type Event =
    * each by pid and start time (a pid may be another process's later).
    */
   | { kind: "checked"; stopped: boolean; stoppedChildren: ProcessState[] }
-  | {
-    kind: "exited";
-    code: number;
-    signal: string | null;
-    /** Killed by the kernel for the cgroup's memory limit (in MiB). */
-    oom?: { limitMiB: number };
-  }
+  /** `oomMiB`: killed by the kernel for the cgroup's memory limit. */
+  | { kind: "exited"; code: number; signal: string | null; oomMiB?: number }
   | { kind: "tick" }
   | { kind: "stop" };
 
@@ -100,7 +95,8 @@ export type Action =
     msg: string;
     fields: LogFields;
   }
-  | { kind: "give-up"; msg: string; fields: LogFields };
+  /** Stop the stack, exit code 1: a child cannot be kept running. */
+  | { kind: "give-up" };
 
 /** A child that has not started yet: its first start is due now. */
 export function newChild(name: string, fields: LogFields, now: number): Child {
@@ -113,7 +109,6 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
     stoppedChildren: {},
     attempts: 0,
     delayMs: 0,
-    reportedAt: now,
   };
 }
 
@@ -167,7 +162,7 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
       waited_ms: waited,
     });
   }
-  if (now - c.reportedAt < p.reportEveryMs) return [c, []];
+  if (now - (c.reportedAt ?? c.since) < p.reportEveryMs) return [c, []];
   return [{ ...c, reportedAt: now }, [
     log(c, "info", `waiting for ${c.name} to answer`, { waited_ms: waited }),
   ]];
@@ -211,7 +206,7 @@ function onReady(c: Child, e: Event, now: number, p: Policy): Step {
 // killer, a signal, or its own exit code.
 function cause(c: Child, e: Event & { kind: "exited" }): string {
   if (c.killedFor) return `replaced: it ${c.killedFor}`;
-  if (e.oom) return "killed by the kernel: out of memory";
+  if (e.oomMiB) return "killed by the kernel: out of memory";
   if (e.signal) return `killed by ${e.signal}`;
   return `exited with code ${e.code}`;
 }
@@ -231,22 +226,23 @@ function onExit(
   const fields = {
     code: e.code,
     signal: e.signal,
-    pid: c.pid,
-    ...(e.oom ? { memory_limit_mib: e.oom.limitMiB } : {}),
+    ...(e.oomMiB ? { memory_limit_mib: e.oomMiB } : {}),
   };
   if (attempts >= p.startAttempts) {
-    return [{ ...c, phase: "gone", since: now }, [{
-      kind: "give-up",
-      msg:
-        `${c.name} failed ${attempts} times in a row (last: ${why}); stopping the stack`,
-      fields: { ...c.fields, ...fields, attempts },
-    }]];
+    const msg = `failed ${attempts} times in a row (last: ${why})`;
+    return [{ ...c, phase: "gone", since: now }, [
+      log(c, "error", `${c.name} ${msg}; stopping the stack`, {
+        ...fields,
+        attempts,
+      }),
+      { kind: "give-up" },
+    ]];
   }
   const next = { ...newChild(c.name, c.fields, now), attempts, delayMs };
   // The first failure is told; the rest of a crash loop only by its count,
   // and a replacement was told when the child was killed.
   if (attempts > 1 || c.killedFor) return [next, []];
-  const level = e.oom || e.signal ? "error" : "warn";
+  const level = e.oomMiB || e.signal ? "error" : "warn";
   return [next, [
     log(c, level, `${c.name} ${why}; restarting`, {
       ...fields,
@@ -277,10 +273,7 @@ export function step(
       if (event.kind !== "tick" || now < child.since + child.delayMs) {
         return [child, []];
       }
-      return [
-        { ...child, phase: "starting", since: now, reportedAt: now },
-        [{ kind: "spawn" }],
-      ];
+      return [{ ...child, phase: "starting", since: now }, [{ kind: "spawn" }]];
     case "starting":
       return onStarting(child, event, now, policy);
     case "ready":

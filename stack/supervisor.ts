@@ -135,7 +135,6 @@ export class Supervisor {
       case "log":
         return this.logger[action.level](action.msg, action.fields);
       case "give-up":
-        this.logger.error(action.msg, action.fields);
         this.stop(undefined, 1);
     }
   }
@@ -173,8 +172,7 @@ export class Supervisor {
       const limitMiB = signal === "SIGKILL"
         ? await this.#ask(this.host.oomKilled(), undefined, NO_OOM)
         : undefined;
-      const oom = limitMiB === undefined ? undefined : { limitMiB };
-      this.#apply(slot, { kind: "exited", code, signal, oom });
+      this.#apply(slot, { kind: "exited", code, signal, oomMiB: limitMiB });
     });
   }
 
