@@ -12,13 +12,13 @@ import { serviceFlags } from "../service/flags.ts";
 import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import type { StackConfig } from "./stack_config.ts";
 
-/** One kind of child, for the supervisor. */
+/** One child, for the supervisor. */
 export interface ChildSpec {
-  /** Its name in log lines. */
+  /** Its name in messages. */
   name: string;
   /** Its fields in log lines. */
   fields: LogFields;
-  /** Starts it; its output goes through the relay. */
+  /** Starts it, its output relayed. */
   spawn(): Deno.ChildProcess;
   /**
    * Whether it answers now (a stopped process accepts, never answers);
@@ -27,10 +27,7 @@ export interface ChildSpec {
   probe(pid: number): Promise<boolean | "foreign">;
   /** The signal that asks it to finish what it has in flight and exit. */
   stopSignal: Deno.Signal;
-  /**
-   * Whether it leads a process group of its own (nginx: its worker
-   * processes, watched in /proc too, and killed with it).
-   */
+  /** It leads a process group (nginx's workers: watched, killed with it). */
   group?: boolean;
 }
 
@@ -48,22 +45,17 @@ function removeIfThere(path: string): void {
 }
 
 /**
- * Whether `/livez` on the Unix socket `path` answers `status` within `ms`,
- * connecting included (a socket whose listener is stopped fills its
- * backlog, and connect blocks). The URL's host is never looked up: the
- * request goes to the socket.
+ * Whether `/livez` on the Unix socket `path` answers `status` within a
+ * second, connecting included (a stopped listener's backlog fills, and
+ * connect blocks).
  */
-export async function askHealth(
-  path: string,
-  status = 200,
-  ms = 1000,
-): Promise<boolean> {
+export async function askHealth(path: string, status = 200): Promise<boolean> {
   const client = Deno.createHttpClient({ proxy: { transport: "unix", path } });
   try {
     const answer = await fetch(PROBE_URL, {
       client,
       headers: { "x-real-ip": "127.0.0.1" },
-      signal: AbortSignal.timeout(ms),
+      signal: AbortSignal.timeout(1000),
     });
     await answer.body?.cancel();
     return answer.status === status;
@@ -75,9 +67,8 @@ export async function askHealth(
 }
 
 /**
- * Worker `index`: main.ts (or the image's bundle of it) on its own Unix
- * socket. A socket that answers must be the one this worker bound: its
- * inode is taken at the first good probe and compared at each one after.
+ * Worker `index`: main.ts (or the image's bundle of it) on its own socket,
+ * which must stay the one it bound: its inode at the first good probe.
  */
 export function workerSpec(
   config: StackConfig,
@@ -103,8 +94,7 @@ export function workerSpec(
           config.workerBundle ?? MAIN,
         ],
         cwd: config.runtimeDir,
-        // The rest of what a worker reads is the stack's own environment,
-        // which loadStackConfig validated as the service's settings.
+        // The rest is the stack's environment, validated by loadStackConfig.
         env: {
           SOCKET: socket,
           HOST: "",
@@ -147,9 +137,8 @@ export function nginxSpec(
       // A killed nginx leaves its socket behind, and would not bind it again.
       removeIfThere(nginxAlive);
       // In a session of its own: a terminal's Ctrl+C reaches only the
-      // supervisor, which drains nginx; its workers can be killed as a
-      // group; and where the kernel schedules by session (autogroup),
-      // nginx gets a group's share of the CPU (+30% req/s here).
+      // supervisor, which drains nginx; its workers die as a group; and
+      // under autogroup scheduling it gets a group's CPU (+30% req/s).
       const child = new Deno.Command("setsid", {
         args: ["setpriv", ...PDEATHSIG, "nginx", "-c", conf, "-e", "stderr"],
         stdin: "null",

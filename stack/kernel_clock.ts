@@ -1,10 +1,9 @@
 /**
- * The kernel's clock state for the workers' `/time`: `adjtimex(2)` with
- * modes 0 (a read) through FFI, once a second, in the supervisor alone:
- * `--allow-ffi` on libc is as good as every permission, which the
- * supervisor holds already (it may run `deno`). Each worker gets the
- * readings on its standard input (service/clock.ts reads them), a pipe
- * that needs no permission; one that does not read is skipped.
+ * The kernel's clock state for the workers' `/time`: `adjtimex(2)` read
+ * through FFI once a second, in the supervisor alone (`--allow-ffi` on libc
+ * is as good as every permission, which it holds already: it may run
+ * `deno`), sent to each worker's stdin (service/clock.ts), a pipe that
+ * needs no permission.
  *
  * @module
  */
@@ -47,21 +46,6 @@ export function kernelReader(): ReadTimex {
   };
 }
 
-/** The supervisor's publisher; if it cannot read, one line says so. */
-export function kernelClock(
-  logger: Logger,
-  open: () => ReadTimex = kernelReader,
-): ClockPublisher {
-  try {
-    return new ClockPublisher(logger, open());
-  } catch (err) {
-    logger.warn("cannot read the kernel's clock: /time answers clock null", {
-      error: String(err),
-    });
-    return new ClockPublisher(logger);
-  }
-}
-
 /**
  * Reads once a second, sends each reading to every worker added, and logs
  * one `warn` line when the state changes (synchronised or not, a leap
@@ -69,23 +53,34 @@ export function kernelClock(
  */
 export class ClockPublisher {
   #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  #read: ReadTimex = () => null;
   #line!: Uint8Array;
   /** The state the last reading gave. */
   state!: ClockState;
 
-  /** A publisher that reads with `read` (none: the clock is unknown). */
+  /**
+   * A publisher that reads with what `open` gives (the kernel's adjtimex);
+   * one that cannot open it says so once, and the clock is unknown.
+   */
   constructor(
     readonly logger: Logger,
-    readonly read: ReadTimex = () => null,
+    open: () => ReadTimex = kernelReader,
     readonly now: () => number = Date.now,
   ) {
+    try {
+      this.#read = open();
+    } catch (err) {
+      logger.warn("cannot read the kernel's clock: /time answers clock null", {
+        error: String(err),
+      });
+    }
     this.publish();
     Deno.unrefTimer(setInterval(() => this.publish(), 1000));
   }
 
   /** Reads now and sends the reading to every worker. */
   publish(): void {
-    const timex = this.read();
+    const timex = this.#read();
     const state = timex ? decodeTimex(timex) : UNKNOWN_CLOCK;
     const change = this.state && clockChange(this.state, state);
     if (change) this.logger.warn(change, { clock: state });

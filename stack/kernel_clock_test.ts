@@ -4,12 +4,7 @@
 import assert from "node:assert/strict";
 import { createLogger, type LogFields } from "../service/log.ts";
 import type { Timex } from "../service/clock.ts";
-import {
-  ClockPublisher,
-  kernelClock,
-  kernelReader,
-  LIBC,
-} from "./kernel_clock.ts";
+import { ClockPublisher, kernelReader, LIBC } from "./kernel_clock.ts";
 
 const SYNCED: Timex = {
   state: 0,
@@ -45,7 +40,7 @@ function stdin(highWaterMark = 4) {
 Deno.test("each worker gets the reading on its stdin, and a change of state is one warn line", async () => {
   const { lines, logger } = logs();
   let reading: Timex | null = SYNCED;
-  const publisher = new ClockPublisher(logger, () => reading, () => 1000);
+  const publisher = new ClockPublisher(logger, () => () => reading, () => 1000);
   assert.equal(publisher.state.synchronized, true);
   assert.equal(publisher.state.max_error_ms, 4);
   const worker = stdin();
@@ -70,7 +65,7 @@ Deno.test("each worker gets the reading on its stdin, and a change of state is o
 
 Deno.test("a worker that does not read (its pipe full) is skipped, never queued for", async () => {
   const { logger } = logs();
-  const publisher = new ClockPublisher(logger, () => SYNCED);
+  const publisher = new ClockPublisher(logger, () => () => SYNCED);
   let writes = 0;
   const stuck = new WritableStream<Uint8Array>({
     write: () => {
@@ -86,14 +81,14 @@ Deno.test("a worker that does not read (its pipe full) is skipped, never queued 
 
 Deno.test("without FFI (or libc) the clock is unknown, said once, and nothing throws", () => {
   const { lines, logger } = logs();
-  const publisher = kernelClock(logger, () => {
+  const publisher = new ClockPublisher(logger, () => {
     throw new Deno.errors.NotCapable('Requires ffi access to "libc.so.6"');
   });
   publisher.publish();
   assert.deepEqual(lines.map((l) => [l.level, l.msg]), [
     ["warn", "cannot read the kernel's clock: /time answers clock null"],
   ]);
-  const failing = new ClockPublisher(logger, () => null);
+  const failing = new ClockPublisher(logger, () => () => null);
   assert.deepEqual(publisher.state, failing.state);
   assert.deepEqual(failing.state, {
     synchronized: null,

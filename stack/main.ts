@@ -13,7 +13,7 @@ import type { Logger } from "../service/log.ts";
 import { oomKills } from "./cgroup.ts";
 import { nginxSpec, workerSpec } from "./children.ts";
 import { catFiles, killPid, processStates } from "./proc.ts";
-import { type ClockPublisher, kernelClock } from "./kernel_clock.ts";
+import { ClockPublisher } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { preflight } from "./preflight.ts";
@@ -39,7 +39,8 @@ async function writeNginxConfig(
   ipv6: boolean,
 ): Promise<string> {
   const conf = dir.layout.nginxConf;
-  await dir.writeFile(conf, renderNginxConfig(config, ipv6));
+  const text = renderNginxConfig(config, ipv6);
+  await dir.writeFile(conf, new TextEncoder().encode(text));
   const check = await new Deno.Command("nginx", {
     args: ["-t", "-q", "-c", conf, "-e", "stderr"],
     stdin: "null",
@@ -120,7 +121,7 @@ async function run(relay: LogRelay, args: string[]): Promise<number> {
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
       const conf = await writeNginxConfig(config, dir, ipv6);
-      const clock = kernelClock(logger);
+      const clock = new ClockPublisher(logger);
       const code = await supervise(config, relay, clock, conf, logger);
       if (code === 0) logger.info("stopped");
       return code;

@@ -1,9 +1,8 @@
 /**
- * nginx's two logs as the relay reads them: its plain-text error log
- * translated into log objects and held to a budget of lines a second, and
- * the access log's refused requests (`STATUS CLIENT`), counted per client
- * per second instead of written one by one. Each counter's `end` closes a
- * second with the lines that summarise it.
+ * nginx's two logs as the relay reads them: the error log translated and
+ * held to a budget of lines a second, and the access log's refused
+ * requests (`STATUS CLIENT`) counted per client a second. Each counter's
+ * `end` closes a second with the lines that summarise it.
  *
  * @module
  */
@@ -24,53 +23,38 @@ const LEVELS: Record<string, LogLevel> = {
  * [warn] 12#12: *3 message` gives its time, level and message; a line of
  * another form is an error, without terminal escapes.
  */
-export function nginxErrorLine(
-  text: string,
-  now: Date = new Date(),
-): LogFields {
+export function nginxErrorLine(text: string, now = new Date()): LogFields {
   const m = text.match(
     /^(\d{4})\/(\d\d)\/(\d\d) (\d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*(\d+) )?(.*)$/s,
   );
-  if (!m) {
-    return {
-      time: formatTimestamp(now),
-      level: "error",
-      msg: stripVTControlCharacters(text),
-      component: "nginx",
-    };
-  }
   return {
     // nginx writes local time; the supervisor's clock is the same machine's.
-    time: formatTimestamp(new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}`)),
-    level: LEVELS[m[5]] ?? "error",
-    msg: stripVTControlCharacters(m[7]),
+    time: formatTimestamp(
+      m ? new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}`) : now,
+    ),
+    level: (m && LEVELS[m[5]]) ?? "error",
+    msg: stripVTControlCharacters(m ? m[7] : text),
     component: "nginx",
-    ...(m[6] ? { connection: Number(m[6]) } : {}),
+    ...(m?.[6] ? { connection: Number(m[6]) } : {}),
   };
 }
 
 /** Lines relayed a second; the rest are counted and told once. */
 export class LineBudget {
-  #used = 0;
-  #suppressed = 0;
+  #seen = 0;
 
   /** A budget of `perSecond` lines. */
   constructor(readonly perSecond = 20) {}
 
   /** Whether one more line may be written this second. */
   take(): boolean {
-    if (this.#used === this.perSecond) {
-      this.#suppressed++;
-      return false;
-    }
-    this.#used++;
-    return true;
+    return ++this.#seen <= this.perSecond;
   }
 
   /** Ends the second: a line for what was suppressed, if anything was. */
   end(): LogFields[] {
-    const suppressed = this.#suppressed;
-    this.#used = this.#suppressed = 0;
+    const suppressed = Math.max(0, this.#seen - this.perSecond);
+    this.#seen = 0;
     return suppressed === 0 ? [] : [{
       level: "warn",
       msg: "nginx log lines suppressed: more than the budget per second",

@@ -1,10 +1,9 @@
 /**
- * The runtime directory: every path the stack writes under `RUNTIME_DIR`
- * (nginx, the workers, the bench and the tests take them from here), and
- * its preparation without trusting what is already there. A directory of
- * another user, writable by others, a symbolic link, or one that holds
- * what the stack does not make is refused; a directory it did not create
- * keeps its mode; each file is created exclusively, never through a link.
+ * The runtime directory: every path the stack writes under `RUNTIME_DIR`,
+ * and its preparation without trusting what is there: another user's, a
+ * link, one others may write or holding what the stack does not make is
+ * refused; one it did not create keeps its mode; files are created
+ * exclusively, never through a link.
  *
  * @module
  */
@@ -59,9 +58,8 @@ const TOP = new Map([
 const invalid = (root: string, why: string) =>
   new ConfigError(`Invalid RUNTIME_DIR ${JSON.stringify(root)}: ${why}`);
 
-// Why an existing directory cannot be the runtime directory, or undefined:
-// it must be a real directory of this user, closed to other writers, and
-// hold only what the stack makes (`/tmp` and `/etc` are refused). Reads only.
+// Why an existing directory cannot be the runtime directory (`/tmp`, `/etc`
+// cannot), or undefined. Reads only.
 async function refusal(root: string): Promise<string | undefined> {
   const info = await Deno.lstat(root);
   if (info.isSymlink) return "it is a symbolic link";
@@ -95,10 +93,7 @@ export class RuntimeDir {
   }
 
   /** Writes a new file, never through a link (O_EXCL). */
-  async writeFile(path: string, data: string | Uint8Array): Promise<void> {
-    const bytes = typeof data === "string"
-      ? new TextEncoder().encode(data)
-      : data;
+  async writeFile(path: string, bytes: Uint8Array): Promise<void> {
     await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 })
       .catch((err) => {
         throw invalid(

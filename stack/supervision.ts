@@ -1,7 +1,7 @@
 /**
- * The supervisor's decisions, as one pure function ({@linkcode step}):
- * what a child's state becomes on an event, and what the shell
- * (supervisor.ts) must do about it. nginx and every worker live one life:
+ * The supervisor's decisions, one pure function ({@linkcode step}): what a
+ * child's state becomes on an event, and what the shell (supervisor.ts)
+ * must do about it. nginx and every worker live one life:
  *
  *     backoff ──tick──▶ starting ──probe ok──▶ ready
  *        ▲                 │ stopped (T), START_TIMEOUT,   │ failed probes,
@@ -9,15 +9,13 @@
  *        └──────exited── (killed) ◀────────────────────────┘
  *     any ──stop──▶ stopping ──exited──▶ gone
  *
- * A start has no deadline unless START_TIMEOUT is set: a slow child is
- * reported while it keeps starting, one the kernel shows stopped is
- * replaced. Restarts back off, and a crash loop ends the stack after a
- * budget of failed starts, told once with its count. A ready child's own
- * processes (nginx's workers) that stay stopped are killed, for it to
- * replace them.
+ * A start has no deadline unless START_TIMEOUT is set: a slow start is
+ * reported, a stopped one replaced. Restarts back off; a crash loop ends
+ * the stack, told once with its count.
  *
  * @module
  */
+import type { LogLevel } from "../service/config.ts";
 import type { LogFields } from "../service/log.ts";
 import type { ProcessState } from "./proc.ts";
 
@@ -89,12 +87,7 @@ export type Action =
   /** Kill the child, or only its own process `pid` (it replaces that). */
   | { kind: "kill"; pid?: number }
   | { kind: "stop" }
-  | {
-    kind: "log";
-    level: "info" | "warn" | "error";
-    msg: string;
-    fields: LogFields;
-  }
+  | { kind: "log"; level: LogLevel; msg: string; fields: LogFields }
   /** Stop the stack, exit code 1: a child cannot be kept running. */
   | { kind: "give-up" };
 
@@ -114,16 +107,11 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
 
 type Step = [Child, Action[]];
 
-const log = (
-  child: Child,
-  level: "info" | "warn" | "error",
-  msg: string,
-  fields: LogFields = {},
-): Action => ({
+const log = (c: Child, level: LogLevel, msg: string, fields = {}): Action => ({
   kind: "log",
   level,
   msg,
-  fields: { ...child.fields, pid: child.pid, ...fields },
+  fields: { ...c.fields, pid: c.pid, ...fields },
 });
 
 // Kills a child once, saying why; its exit is then expected.
@@ -135,14 +123,12 @@ function replace(child: Child, why: string, fields: LogFields): Step {
   ]];
 }
 
-// A socket another process bound in the child's place answers probes that
-// the child never sees: replaced at once, whatever the phase.
+// Probes answered by a socket another process bound: replaced at once.
 const FOREIGN = "does not own its socket (another process bound it)";
 
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.kind === "probe" && e.foreign) return replace(c, FOREIGN, {});
   if (e.kind === "probe" && e.ok) {
-    // After any exit, ready again is a restart.
     return [
       { ...c, phase: "ready", since: now, strikes: 0 },
       c.attempts > 0 ? [log(c, "info", `${c.name} restarted`)] : [],
@@ -168,10 +154,9 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
   ]];
 }
 
-// A ready child's own process seen stopped `stoppedChecks` times in a row
-// is killed (nginx's master starts another in its place): the same process
-// each time, by its start time, and killed right after the check that saw
-// it still the child's own.
+// A ready child's own process (nginx's master starts another in its place)
+// seen stopped `stoppedChecks` times in a row, the same process each time
+// by its start time, is killed right after the check that saw it its own.
 function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
   const counts: Record<string, number> = {};
   const actions: Action[] = [];
@@ -202,8 +187,7 @@ function onReady(c: Child, e: Event, now: number, p: Policy): Step {
   });
 }
 
-// Why a child died, in words: the supervisor's kill, the kernel's OOM
-// killer, a signal, or its own exit code.
+// Why a child died, in words.
 function cause(c: Child, e: Event & { kind: "exited" }): string {
   if (c.killedFor) return `replaced: it ${c.killedFor}`;
   if (e.oomMiB) return "killed by the kernel: out of memory";
@@ -251,10 +235,7 @@ function onExit(
   ]];
 }
 
-/**
- * The decision: the child's next state and the actions for the shell.
- * `now` is the clock in milliseconds (a test's fake one).
- */
+/** The child's next state on `event` at `now` (ms), and the shell's actions. */
 export function step(
   child: Child,
   event: Event,

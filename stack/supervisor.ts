@@ -1,10 +1,8 @@
 /**
- * The supervisor's shell: it feeds what happens to each child (spawned,
- * probed, checked in /proc, exited, the clock) to `step` in
- * supervision.ts and carries out the actions it returns. The clock, /proc
- * and signals to processes it did not spawn come from a {@linkcode Host},
- * so tests run it on a fake clock. Children start in groups (the workers,
- * then nginx) and stop in the reverse order: nginx drains first.
+ * The supervisor's shell: it feeds what happens to each child to `step`
+ * (supervision.ts) and carries out the actions it returns, on a
+ * {@linkcode Host}'s clock, /proc and signals (a test's fakes). Children
+ * start in groups (the workers, then nginx) and stop last group first.
  *
  * @module
  */
@@ -47,8 +45,7 @@ export interface Host {
   oomKilled(): Promise<number | undefined>;
 }
 
-// How often a starting child is probed, a ready one, and how often /proc
-// is read for stopped processes.
+// How often a starting child is probed, a ready one, and /proc read.
 const STARTING_PROBE_MS = 50;
 const READY_PROBE_MS = 1000;
 const CHECK_MS = 1000;
