@@ -1,12 +1,12 @@
 /**
- * The stack's output: every line the supervisor, nginx and the workers
- * write goes through one relay to the supervisor's stdout or stderr, as one
- * valid UTF-8 JSON object a line, through queues that never block anyone
- * (service/log_queue.ts). nginx's JSON lines pass untouched; a worker's get
- * `component: "worker"` and its index, whatever the line claims; any other
- * line, and each piece of one longer than a read, becomes a JSON line at
- * level `error` (`warn` for Deno's warnings), without terminal escapes.
- * nginx's error log and refused requests are summarised (nginx_log.ts).
+ * The stack's output: every line of the supervisor, nginx and the workers,
+ * as one UTF-8 JSON object a line on the supervisor's stdout or stderr,
+ * through queues that never block (service/log_queue.ts). nginx's JSON
+ * lines pass untouched; a worker's get `component: "worker"` and its index
+ * over what the line says; any other line, and each piece of one longer
+ * than a read, is a line at level `error` (`warn` for Deno's warnings)
+ * without terminal escapes. nginx_log.ts summarises nginx's error log and
+ * refused requests.
  *
  * @module
  */
@@ -56,7 +56,7 @@ function allPlain(bytes: Uint8Array): boolean {
   return true;
 }
 
-// One relayed stream, and its text lines not written yet (LogRelay.#text).
+// One relayed stream, and its text not written yet (LogRelay.#text).
 interface Source {
   kind: RelayKind;
   to: "stdout" | "stderr";
@@ -94,20 +94,19 @@ export class LogRelay {
     return formatTimestamp(new Date(this.#now()));
   }
 
-  /** Queues one log object (warnings and errors on stderr). */
-  write(entry: LogFields): void {
+  // Queues one log object (warnings and errors on stderr).
+  #write(entry: LogFields): void {
     this.#queues.sink(entry as LogFields & { level: LogLevel });
   }
 
   /** A {@linkcode Logger} that writes through the relay. */
   logger(level: LogLevel, base: LogFields = {}): Logger {
-    return createLogger(level, base, (entry) => this.write(entry));
+    return createLogger(level, base, this.#queues.sink);
   }
 
   /**
-   * Relays a child's output (a byte stream: its stdout or stderr) until it
-   * ends. `fields` (e.g. `{ worker: 3 }`) and its component (`worker` or
-   * `nginx`) go on each line the relay writes for it, over its own.
+   * Relays a child's stdout or stderr until it ends, with `fields` (e.g.
+   * `{ worker: 3 }`) and its component on each line, over the line's own.
    */
   async relay(
     stream: ReadableStream<Uint8Array>,
@@ -216,7 +215,7 @@ export class LogRelay {
     if (source.text === undefined) return;
     const msg = source.text.trimEnd();
     const level = /^warning\b/i.test(msg) ? "warn" : "error";
-    this.write({ time: this.#time(), level, msg, ...source.fields });
+    this.#write({ time: this.#time(), level, msg, ...source.fields });
     source.text = undefined;
   }
 
@@ -227,7 +226,7 @@ export class LogRelay {
       const text = this.#decoder.decode(bytes.subarray(start, end));
       start = end + 1;
       if (text.trim() === "" || !this.#budget.take()) continue;
-      this.write(nginxErrorLine(text, new Date(this.#now())));
+      this.#write(nginxErrorLine(text, new Date(this.#now())));
     }
   }
 
@@ -237,7 +236,7 @@ export class LogRelay {
     if (second === this.#second && !force) return;
     this.#second = second;
     for (const line of [...this.#budget.end(), ...this.#refused.end()]) {
-      this.write({ time: this.#time(), ...line });
+      this.#write({ time: this.#time(), ...line });
     }
   }
 

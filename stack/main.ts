@@ -10,9 +10,8 @@
 import meta from "../deno.json" with { type: "json" };
 import { ConfigError } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
-import { oomKills } from "./cgroup.ts";
 import { nginxSpec, workerSpec } from "./children.ts";
-import { catFiles, killPid, processStates } from "./proc.ts";
+import { killPid, oomKills, processStates } from "./kernel.ts";
 import { ClockPublisher } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
@@ -66,7 +65,7 @@ async function supervise(
   const memory = config.memory;
   const memoryLimitMiB = memory && Math.round(memory.bytes / 2 ** 20);
   // The kernel's OOM kills so far: one more at a child's SIGKILL sent it.
-  const kills = () => memory ? oomKills((f) => catFiles([f]), memory) : 0;
+  const kills = () => memory ? oomKills(memory) : 0;
   let killed = await Promise.resolve().then(kills).catch(() => 0);
   const supervisor = new Supervisor(logger, {
     now: Date.now,

@@ -16,8 +16,7 @@ import {
   type ServiceConfig,
 } from "../service/config.ts";
 import { formatRange } from "../service/client_ip.ts";
-import { type MemoryLimit, memoryLimit } from "./cgroup.ts";
-import { catFiles } from "./proc.ts";
+import { type MemoryLimit, memoryLimit } from "./kernel.ts";
 
 // The service's variables the stack does not pass on: a worker listens on
 // its own socket, and PORT is nginx's.
@@ -91,7 +90,7 @@ export async function machineFacts(): Promise<MachineFacts> {
   return {
     cpus: navigator.hardwareConcurrency,
     // Without `cat`, no limit: the supervisor says once it cannot run it.
-    memory: await memoryLimit((p) => catFiles([p])).catch(() => undefined),
+    memory: await memoryLimit().catch(() => undefined),
   };
 }
 

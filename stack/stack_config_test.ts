@@ -2,7 +2,7 @@
 // cgroup's memory, the user), and the one-line errors that stop a start.
 import assert from "node:assert/strict";
 import { ConfigError } from "../service/config.ts";
-import type { MemoryLimit } from "./cgroup.ts";
+import type { MemoryLimit } from "./kernel.ts";
 import {
   loadStackConfig,
   type MachineFacts,

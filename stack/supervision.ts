@@ -17,7 +17,7 @@
  */
 import type { LogLevel } from "../service/config.ts";
 import type { LogFields } from "../service/log.ts";
-import type { ProcessState } from "./proc.ts";
+import type { ProcessState } from "./kernel.ts";
 
 /** The numbers that shape the decisions: a hung child goes within seconds. */
 export const POLICY = {

@@ -9,7 +9,7 @@
 import { DEFAULTS } from "../service/config.ts";
 import type { Logger } from "../service/log.ts";
 import type { ChildSpec } from "./children.ts";
-import type { ProcessState } from "./proc.ts";
+import type { ProcessState } from "./kernel.ts";
 import {
   type Action,
   type Child,

@@ -4,7 +4,7 @@
 // last group first. (Its decisions: supervision_test.ts.)
 import assert from "node:assert/strict";
 import type { ChildSpec } from "./children.ts";
-import type { ProcessState } from "./proc.ts";
+import type { ProcessState } from "./kernel.ts";
 import { createLogger, type LogFields } from "../service/log.ts";
 import { type Host, Supervisor } from "./supervisor.ts";
 import { POLICY } from "./supervision.ts";
