@@ -1,9 +1,8 @@
 /**
- * The stack's main: settings, the checks before anything is written, the
- * runtime directory, nginx's config, then the supervisor until a signal or
- * a child that cannot be kept running ends it. `run` returns the exit code,
- * as go-httpbin's `mainImpl` does: a {@linkcode ConfigError} is 2 (one line
- * naming what to fix), anything else 1, a clean stop 0.
+ * The stack's main: settings, checks, the runtime directory, nginx's
+ * config, then the supervisor until a signal or a give-up. `run` returns
+ * the exit code, as go-httpbin's `mainImpl` does: a {@linkcode ConfigError}
+ * is 2 (one line naming what to fix), anything else 1, a clean stop 0.
  *
  * @module
  */
@@ -58,10 +57,10 @@ async function writeNginxConfig(
 async function supervise(
   config: StackConfig,
   relay: LogRelay,
-  clock: ClockPublisher,
   conf: string,
   logger: Logger,
 ): Promise<number> {
+  const clock = new ClockPublisher(logger);
   const memory = config.memory;
   const memoryLimitMiB = memory && Math.round(memory.bytes / 2 ** 20);
   // The kernel's OOM kills so far: one more at a child's SIGKILL sent it.
@@ -120,8 +119,7 @@ async function run(relay: LogRelay, args: string[]): Promise<number> {
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
       const conf = await writeNginxConfig(config, dir, ipv6);
-      const clock = new ClockPublisher(logger);
-      const code = await supervise(config, relay, clock, conf, logger);
+      const code = await supervise(config, relay, conf, logger);
       if (code === 0) logger.info("stopped");
       return code;
     } finally {

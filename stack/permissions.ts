@@ -11,13 +11,9 @@ import { runtimeLayout, workerSocket } from "./runtime_dir.ts";
 import { STACK_ENV, type StackConfig } from "./stack_config.ts";
 
 /**
- * The supervisor's flags: its runtime directory, the workers' sockets,
- * PORT (to check it is free), nginx's probe socket, its own uid, and six
- * programs (docs/security.md says why each): nginx, deno (the workers),
- * setpriv (children die with it), setsid (nginx's session), kill (nginx's
- * processes) and cat (/proc and the cgroup's files). A process that may
- * run `deno` can do anything: these flags keep the supervisor honest, the
- * workers' flags are the boundary.
+ * The supervisor's flags, six programs among them (docs/security.md says
+ * why each). A process that may run `deno` can do anything: these flags
+ * keep the supervisor honest, the workers' flags are the boundary.
  */
 export function stackFlags(config: StackConfig, denoPath: string): string[] {
   const dir = config.runtimeDir;

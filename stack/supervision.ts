@@ -69,8 +69,8 @@ export interface Child {
 /** What happened to a child, or the clock moving on. */
 export type Event =
   | { kind: "spawned"; pid: number }
-  /** `foreign`: its socket is not the one it bound (another process's). */
-  | { kind: "probe"; ok: boolean; foreign?: boolean }
+  /** `"foreign"`: its socket is not the one it bound (another process's). */
+  | { kind: "probe"; answer: boolean | "foreign" }
   /**
    * What /proc shows: it is stopped, and which of its own processes are,
    * each by pid and start time (a pid may be another process's later).
@@ -127,8 +127,10 @@ function replace(child: Child, why: string, fields: LogFields): Step {
 const FOREIGN = "does not own its socket (another process bound it)";
 
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
-  if (e.kind === "probe" && e.foreign) return replace(c, FOREIGN, {});
-  if (e.kind === "probe" && e.ok) {
+  if (e.kind === "probe" && e.answer === "foreign") {
+    return replace(c, FOREIGN, {});
+  }
+  if (e.kind === "probe" && e.answer) {
     return [
       { ...c, phase: "ready", since: now, strikes: 0 },
       c.attempts > 0 ? [log(c, "info", `${c.name} restarted`)] : [],
@@ -177,8 +179,8 @@ function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
 function onReady(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.kind === "checked") return onChecked(c, e.stoppedChildren, p);
   if (e.kind !== "probe") return [c, []];
-  if (e.foreign) return replace(c, FOREIGN, {});
-  if (e.ok) return [{ ...c, strikes: 0 }, []];
+  if (e.answer === "foreign") return replace(c, FOREIGN, {});
+  if (e.answer) return [{ ...c, strikes: 0 }, []];
   const strikes = c.strikes + 1;
   if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
   return replace({ ...c, strikes }, "is not answering", {

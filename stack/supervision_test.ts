@@ -85,8 +85,8 @@ Deno.test("a new child starts at the first tick and is ready at its first good p
   assert.deepEqual(h.kinds(h.at(0, { kind: "tick" })), ["spawn"]);
   assert.equal(h.child.phase, "starting");
   assert.equal(h.child.pid, 101);
-  assert.deepEqual(h.kinds(h.at(50, { kind: "probe", ok: false })), []);
-  assert.deepEqual(h.kinds(h.at(80, { kind: "probe", ok: true })), []);
+  assert.deepEqual(h.kinds(h.at(50, { kind: "probe", answer: false })), []);
+  assert.deepEqual(h.kinds(h.at(80, { kind: "probe", answer: true })), []);
   assert.equal(h.child.phase, "ready");
   assert.deepEqual(h.logs(), [], "a first start is not news");
 });
@@ -101,7 +101,7 @@ Deno.test("a slow start is never given up while it runs: it is reported every fe
   const waiting = h.logs("info");
   assert.equal(waiting.length, 600_000 / POLICY.reportEveryMs);
   assert.ok(waiting.every((m) => m === "waiting for worker 0 to answer"));
-  h.at(600_001, { kind: "probe", ok: true });
+  h.at(600_001, { kind: "probe", answer: true });
   assert.equal(h.child.phase, "ready");
 });
 
@@ -141,23 +141,23 @@ Deno.test("START_TIMEOUT, when set, replaces a start that takes longer", () => {
 Deno.test("a ready child that fails three probes in a row is replaced; one good probe resets the count", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(10, { kind: "probe", ok: true });
-  h.at(1_000, { kind: "probe", ok: false });
-  h.at(2_000, { kind: "probe", ok: false });
-  h.at(3_000, { kind: "probe", ok: true });
-  h.at(4_000, { kind: "probe", ok: false });
-  h.at(5_000, { kind: "probe", ok: false });
+  h.at(10, { kind: "probe", answer: true });
+  h.at(1_000, { kind: "probe", answer: false });
+  h.at(2_000, { kind: "probe", answer: false });
+  h.at(3_000, { kind: "probe", answer: true });
+  h.at(4_000, { kind: "probe", answer: false });
+  h.at(5_000, { kind: "probe", answer: false });
   assert.deepEqual(h.logs(), []);
-  const actions = h.at(6_000, { kind: "probe", ok: false });
+  const actions = h.at(6_000, { kind: "probe", answer: false });
   assert.deepEqual(h.kinds(actions), ["log", "kill"]);
   assert.deepEqual(h.logs("error"), [
     "worker 0 is not answering; replacing it",
   ]);
   // More failed probes before it dies do not kill it twice.
-  assert.deepEqual(h.at(6_500, { kind: "probe", ok: false }), []);
+  assert.deepEqual(h.at(6_500, { kind: "probe", answer: false }), []);
   h.at(6_600, exited(0, "SIGKILL"));
   h.run(7_000, 50);
-  h.at(7_010, { kind: "probe", ok: true });
+  h.at(7_010, { kind: "probe", answer: true });
   assert.deepEqual(h.logs("info"), ["worker 0 restarted"]);
 });
 
@@ -172,7 +172,7 @@ Deno.test("restarts back off, doubling to a cap; a steady child starts from the 
   }
   assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
   // Ready for longer than steadyMs: the next failure starts at 100 again.
-  h.at(h.now + 1, { kind: "probe", ok: true });
+  h.at(h.now + 1, { kind: "probe", answer: true });
   h.at(h.now + POLICY.steadyMs, exited(1));
   assert.equal(h.child.delayMs, 100);
   assert.equal(h.child.attempts, 1);
@@ -196,7 +196,7 @@ Deno.test("a crash loop is told once, then ends the stack with its count", () =>
 Deno.test("a child killed by the kernel's OOM killer is logged as such, at level error", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(10, { kind: "probe", ok: true });
+  h.at(10, { kind: "probe", answer: true });
   h.at(20_000, exited(137, "SIGKILL", 256));
   const line = h.actions.find((a) => a.kind === "log");
   assert.deepEqual(line, {
@@ -217,7 +217,7 @@ Deno.test("a child killed by the kernel's OOM killer is logged as such, at level
 Deno.test("stop: a running child is told to stop and is gone at its exit; nothing restarts", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(10, { kind: "probe", ok: true });
+  h.at(10, { kind: "probe", answer: true });
   assert.deepEqual(h.kinds(h.at(20, { kind: "stop" })), ["stop"]);
   assert.equal(h.child.phase, "stopping");
   assert.deepEqual(h.at(30, exited(0)), []);
@@ -234,7 +234,7 @@ Deno.test("stop: a running child is told to stop and is gone at its exit; nothin
 Deno.test("a ready child's own process stopped three checks in a row is killed, once, by pid", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(50, { kind: "probe", ok: true });
+  h.at(50, { kind: "probe", answer: true });
   const killed = (at: number, stopped: number[]) =>
     h.at(at, checked(false, stopped)).flatMap((a) =>
       a.kind === "kill" && a.pid ? [a.pid] : []
@@ -255,7 +255,7 @@ Deno.test("a ready child's own process stopped three checks in a row is killed, 
 Deno.test("a pid that became another process between checks is counted afresh, never killed for the first one's stops", () => {
   const h = new Harness();
   h.at(0, { kind: "tick" });
-  h.at(50, { kind: "probe", ok: true });
+  h.at(50, { kind: "probe", answer: true });
   const killed = (at: number, stopped: [number, number][]) =>
     h.at(at, checked(false, stopped)).flatMap((a) =>
       a.kind === "kill" && a.pid ? [a.pid] : []
@@ -273,8 +273,8 @@ Deno.test("a socket another process bound is caught at once, starting or ready",
   for (const readyFirst of [false, true]) {
     const h = new Harness();
     h.at(0, { kind: "tick" });
-    if (readyFirst) h.at(50, { kind: "probe", ok: true });
-    const actions = h.at(100, { kind: "probe", ok: false, foreign: true });
+    if (readyFirst) h.at(50, { kind: "probe", answer: true });
+    const actions = h.at(100, { kind: "probe", answer: "foreign" });
     assert.deepEqual(h.kinds(actions), ["log", "kill"]);
     assert.deepEqual(h.logs("error"), [
       "worker 0 does not own its socket (another process bound it); replacing it",

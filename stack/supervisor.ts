@@ -25,7 +25,6 @@ interface Slot {
   child: Child;
   /** Its process, until its exit is seen: its pid may then be another's. */
   process?: Deno.ChildProcess;
-  group: number;
 }
 
 /** What the shell needs from the machine; the tests' fakes stand in. */
@@ -45,17 +44,11 @@ export interface Host {
   oomKilled(): Promise<number | undefined>;
 }
 
-// How often a starting child is probed, a ready one, and /proc read.
+// A starting child is probed every 50 ms; a ready one, and /proc, each second.
 const STARTING_PROBE_MS = 50;
-const READY_PROBE_MS = 1000;
-const CHECK_MS = 1000;
-
+const SECOND_MS = 1000;
 // Past the workers' own drain, a stop is made hard.
 const DRAIN_MS = (DEFAULTS.drainSeconds + 2) * 1000;
-// What the stack cannot do when the host's programs fail.
-const NO_PROC = "stopped processes cannot be caught: /proc cannot be read";
-const NO_KILL = "nginx's processes cannot be killed";
-const NO_OOM = "the cgroup's OOM kills cannot be read";
 
 // Deno throws rather than signal a child it has reaped, whose pid may be
 // another process's by then.
@@ -69,8 +62,7 @@ function signal(process: Deno.ChildProcess | undefined, sig: Deno.Signal) {
 
 /** Runs children by the decisions of `supervision.ts`. */
 export class Supervisor {
-  #slots: Slot[] = [];
-  #groups = 0;
+  #groups: Slot[][] = [];
   #stopping = false;
   #said = new Set<string>();
   #finish!: (code: number) => void;
@@ -89,19 +81,17 @@ export class Supervisor {
   /** Starts a group of children; true once every one of them is ready. */
   async start(specs: ChildSpec[]): Promise<boolean> {
     if (this.#stopping) return false;
-    const group = this.#groups++;
     const slots = specs.map((spec) => ({
       spec,
-      group,
       child: newChild(spec.name, spec.fields, this.host.now()),
     }));
-    this.#slots.push(...slots);
+    this.#groups.push(slots);
     return (await Promise.all(slots.map((s) => this.#watch(s)))).every(Boolean);
   }
 
-  // The host's answer, or `fallback` when its program fails: said once, as
-  // the one warning of what the stack then cannot do, which keeps serving.
-  async #ask<T>(answer: Promise<T>, fallback: T, cannot: string): Promise<T> {
+  // The host's answer, or none when its program fails: one warning says
+  // what the stack, which keeps serving, cannot do then.
+  async #ask<T>(answer: Promise<T>, cannot: string): Promise<T | undefined> {
     try {
       return await answer;
     } catch (err) {
@@ -109,7 +99,6 @@ export class Supervisor {
         this.logger.warn(cannot, { error: `${err}` });
       }
       this.#said.add(cannot);
-      return fallback;
     }
   }
 
@@ -137,7 +126,7 @@ export class Supervisor {
   }
 
   #killPid(pid: number): void {
-    void this.#ask(this.host.kill(pid), undefined, NO_KILL);
+    void this.#ask(this.host.kill(pid), "nginx's processes cannot be killed");
   }
 
   // A child still running, and nginx's worker processes: its group, whose
@@ -166,10 +155,10 @@ export class Supervisor {
       // nginx's worker processes die with it, at once: while one of them
       // lives, its group's id is no other process's pid.
       if (slot.spec.group) this.#killPid(-process.pid);
-      const limitMiB = signal === "SIGKILL"
-        ? await this.#ask(this.host.oomKilled(), undefined, NO_OOM)
+      const oomMiB = signal === "SIGKILL"
+        ? await this.#ask(this.host.oomKilled(), "OOM kills cannot be read")
         : undefined;
-      this.#apply(slot, { kind: "exited", code, signal, oomMiB: limitMiB });
+      this.#apply(slot, { kind: "exited", code, signal, oomMiB });
     });
   }
 
@@ -185,15 +174,11 @@ export class Supervisor {
           await this.host.sleep(Math.max(0, since + delayMs - this.host.now()));
         } else if (phase === "starting" || phase === "ready") {
           await this.host.sleep(
-            phase === "ready" ? READY_PROBE_MS : STARTING_PROBE_MS,
+            phase === "ready" ? SECOND_MS : STARTING_PROBE_MS,
           );
           const answer = pid === undefined ? false : await slot.spec.probe(pid);
           if (slot.child.pid === pid && slot.child.phase === phase) {
-            this.#apply(slot, {
-              kind: "probe",
-              ok: answer === true,
-              foreign: answer === "foreign",
-            });
+            this.#apply(slot, { kind: "probe", answer });
           }
         } else {
           await slot.process?.status;
@@ -212,8 +197,8 @@ export class Supervisor {
   // own processes (nginx's worker processes), the kernel shows stopped.
   async #check(): Promise<void> {
     while (!this.#stopping) {
-      await this.host.sleep(CHECK_MS);
-      const watched = this.#slots.filter(({ child, spec }) =>
+      await this.host.sleep(SECOND_MS);
+      const watched = this.#groups.flat().filter(({ child, spec }) =>
         child.pid !== undefined &&
         (child.phase === "starting" || (child.phase === "ready" && spec.group))
       );
@@ -221,9 +206,8 @@ export class Supervisor {
         watched.filter((s) => s.child.phase === phase).map((s) => s.child.pid!);
       const states = await this.#ask(
         this.host.processStates(pids("starting"), pids("ready")),
-        [],
-        NO_PROC,
-      );
+        "stopped processes cannot be caught: /proc cannot be read",
+      ) ?? [];
       for (const slot of watched) {
         const mine = (p: ProcessState) => p.stopped && p.pid === slot.child.pid;
         const its = (p: ProcessState) => p.stopped && p.ppid === slot.child.pid;
@@ -249,11 +233,10 @@ export class Supervisor {
     this.host.sleep(drainMs).then(() => {
       if (drained) return;
       this.logger.error("draining took too long; exiting");
-      for (const slot of this.#slots) this.#kill(slot);
+      for (const slot of this.#groups.flat()) this.#kill(slot);
       this.#finish(1);
     });
-    for (let g = this.#groups - 1; g >= 0; g--) {
-      const group = this.#slots.filter((s) => s.group === g);
+    for (const group of this.#groups.toReversed()) {
       for (const slot of group) this.#apply(slot, { kind: "stop" });
       await Promise.all(group.map((s) => s.process?.status));
     }
