@@ -40,10 +40,7 @@ function catFiles(paths: string[]): Promise<string> {
   return paths.length === 0 ? Promise.resolve("") : tool("cat", paths);
 }
 
-/**
- * SIGKILLs `pid` (a negative one: the process group), a process the
- * supervisor did not spawn: nginx's worker processes.
- */
+/** SIGKILLs `pid` (negative: a process group), one the stack did not spawn. */
 export async function killPid(pid: number): Promise<void> {
   await tool("kill", ["-KILL", "--", String(pid)]);
 }
@@ -56,10 +53,7 @@ export interface ProcessState {
   ppid: number;
   /** Stopped by a signal or a tracer (state T or t). */
   stopped: boolean;
-  /**
-   * When it started (clock ticks since boot): with the pid, the process's
-   * identity, since a pid is another process's once its own is reaped.
-   */
+  /** When it started (ticks since boot): with the pid, its identity. */
   start: number;
 }
 
@@ -130,10 +124,7 @@ function candidates(selfCgroup: string, root: string): MemoryLimit[] {
   return out;
 }
 
-/**
- * The tightest memory limit of this process's cgroup, or undefined when
- * there is none.
- */
+/** The tightest memory limit of this process's cgroup, if there is one. */
 export async function memoryLimit(
   read: ReadText = cat,
   root = "/sys/fs/cgroup",

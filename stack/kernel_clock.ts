@@ -47,9 +47,8 @@ export function kernelReader(): ReadTimex {
 }
 
 /**
- * Reads once a second, sends each reading to every worker added, and logs
- * one `warn` line when the state changes (synchronised or not, a leap
- * second armed or not).
+ * Reads once a second, sends each reading to every worker added, and warns
+ * once at each change of state (synchronised or not, a leap second armed).
  */
 export class ClockPublisher {
   #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();

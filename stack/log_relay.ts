@@ -36,22 +36,15 @@ const NEWLINE = 0x0a;
 // buffer per read was most of the supervisor's garbage under a log flood.
 const READ_SIZE = 1 << 16;
 
-// A JSON object of printable ASCII: what nginx's `escape=json` writes.
-function plainJsonLine(bytes: Uint8Array, start: number, end: number): boolean {
-  if (bytes[start] !== 0x7b || bytes[end - 1] !== 0x7d) return false;
-  for (let i = start; i < end; i++) {
+// Whether each line (each ended by a newline) is a JSON object of
+// printable ASCII: what nginx's `escape=json` writes.
+function plain(bytes: Uint8Array): boolean {
+  for (let i = 0, start = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if (b < 0x20 || b > 0x7e) return false;
-  }
-  return true;
-}
-
-function allPlain(bytes: Uint8Array): boolean {
-  let start = 0;
-  while (start < bytes.length) {
-    const end = bytes.indexOf(NEWLINE, start);
-    if (!plainJsonLine(bytes, start, end)) return false;
-    start = end + 1;
+    if (b === NEWLINE) {
+      if (bytes[start] !== 0x7b || bytes[i - 1] !== 0x7d) return false;
+      start = i + 1;
+    } else if (b < 0x20 || b > 0x7e) return false;
   }
   return true;
 }
@@ -165,7 +158,7 @@ export class LogRelay {
     const queue = this.#queues[source.to === "stdout" ? "out" : "err"];
     const raw = source.kind === "nginx-access";
     // The hot path: a chunk of nginx's JSON lines, copied once, into the queue.
-    if (raw && !cut && allPlain(bytes)) {
+    if (raw && !cut && plain(bytes)) {
       return queue.push([bytes], countLines(bytes));
     }
     for (let start = 0; start < bytes.length;) {
@@ -173,7 +166,7 @@ export class LogRelay {
       const line = bytes.subarray(start, end + 1);
       const whole = !cut || start > 0;
       start = end + 1;
-      if (whole && raw && plainJsonLine(line, 0, line.length - 1)) {
+      if (whole && raw && plain(line)) {
         this.#endText(source);
         queue.push([line]);
         continue;
@@ -200,10 +193,7 @@ export class LogRelay {
   #text(source: Source, text: string): void {
     clearTimeout(source.timer);
     const line = stripVTControlCharacters(text);
-    if (
-      source.text !== undefined &&
-      (NEW_MESSAGE.test(line) || source.text.length > MAX_TEXT)
-    ) {
+    if (NEW_MESSAGE.test(line) || (source.text?.length ?? 0) > MAX_TEXT) {
       this.#endText(source);
     }
     source.text = source.text === undefined ? line : `${source.text}\n${line}`;

@@ -32,12 +32,10 @@ Docs: README.md, docs/deployment.md. Stops on SIGTERM, SIGINT or SIGHUP.`;
 
 // nginx.conf, written and checked by nginx itself.
 async function writeNginxConfig(
-  config: StackConfig,
   dir: RuntimeDir,
-  ipv6: boolean,
+  text: string,
 ): Promise<string> {
   const conf = dir.layout.nginxConf;
-  const text = renderNginxConfig(config, ipv6);
   await dir.writeFile(conf, new TextEncoder().encode(text));
   const check = await new Deno.Command("nginx", {
     args: ["-t", "-q", "-c", conf, "-e", "stderr"],
@@ -118,7 +116,8 @@ async function run(relay: LogRelay, args: string[]): Promise<number> {
     const { ipv6 } = await preflight(config);
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
-      const conf = await writeNginxConfig(config, dir, ipv6);
+      const text = renderNginxConfig(config, ipv6);
+      const conf = await writeNginxConfig(dir, text);
       const code = await supervise(config, relay, conf, logger);
       if (code === 0) logger.info("stopped");
       return code;

@@ -104,9 +104,8 @@ export class RuntimeDir {
   }
 
   /**
-   * Removes what the stack makes: the whole directory if this start
-   * created it, else what stands at the top under the stack's names (links
-   * removed, never followed).
+   * Removes what the stack makes: the directory if this start created it,
+   * else what stands under the stack's names (links, never followed).
    */
   async discard(): Promise<void> {
     const { root } = this.layout;

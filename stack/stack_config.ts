@@ -44,10 +44,8 @@ export const STACK_DEFAULTS = {
   /** Seconds a start may take; 0: as long as the workers make progress. */
   startTimeout: 0,
   /**
-   * What one worker needs under load (measured: 55–72 MiB RSS with the
-   * country database, docs/geo.md), and what the supervisor (at most 64)
-   * and nginx need besides: the default worker count fits the cgroup's
-   * memory limit with these.
+   * What a worker needs under load (55–72 MiB RSS measured, docs/geo.md),
+   * and the supervisor and nginx besides: WORKERS' default fits the limit.
    */
   workerMiB: 80,
   baseMiB: 96,
@@ -121,9 +119,8 @@ function workerCount(env: EnvReader, { cpus, memory }: MachineFacts): number {
   return workers;
 }
 
-// In a directory of the user's own, which no other user can take first (as
-// anyone can a name in /tmp): the XDG runtime directory, else the home's
-// cache.
+// In a directory of the user's own, which no one else can take first (as
+// anyone can a name in /tmp): XDG_RUNTIME_DIR, else HOME's cache.
 function defaultRuntimeDir(env: EnvReader): string {
   for (const [name, under] of [["XDG_RUNTIME_DIR", ""], ["HOME", "/.cache"]]) {
     try {

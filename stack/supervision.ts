@@ -106,6 +106,7 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
 }
 
 type Step = [Child, Action[]];
+type Exited = Extract<Event, { kind: "exited" }>;
 
 const log = (c: Child, level: LogLevel, msg: string, fields = {}): Action => ({
   kind: "log",
@@ -190,30 +191,21 @@ function onReady(c: Child, e: Event, now: number, p: Policy): Step {
 }
 
 // Why a child died, in words.
-function cause(c: Child, e: Event & { kind: "exited" }): string {
+function cause(c: Child, e: Exited): string {
   if (c.killedFor) return `replaced: it ${c.killedFor}`;
   if (e.oomMiB) return "killed by the kernel: out of memory";
   if (e.signal) return `killed by ${e.signal}`;
   return `exited with code ${e.code}`;
 }
 
-function onExit(
-  c: Child,
-  e: Event & { kind: "exited" },
-  now: number,
-  p: Policy,
-): Step {
+function onExit(c: Child, e: Exited, now: number, p: Policy): Step {
   if (c.phase === "stopping") return [{ ...c, phase: "gone", since: now }, []];
   const steady = c.phase === "ready" && now - c.since >= p.steadyMs;
   const attempts = steady ? 1 : c.attempts + 1;
   const [first, most] = p.backoffMs;
   const delayMs = Math.min(first * 2 ** (attempts - 1), most);
   const why = cause(c, e);
-  const fields = {
-    code: e.code,
-    signal: e.signal,
-    ...(e.oomMiB ? { memory_limit_mib: e.oomMiB } : {}),
-  };
+  const fields = { code: e.code, signal: e.signal, memory_limit_mib: e.oomMiB };
   if (attempts >= p.startAttempts) {
     const msg = `failed ${attempts} times in a row (last: ${why})`;
     return [{ ...c, phase: "gone", since: now }, [
