@@ -231,9 +231,8 @@ export class LogRelay {
   }
 
   /**
-   * Writes what this second counted and any text a child has not ended
-   * yet, then waits up to `ms` for queued lines to be written (before
-   * exiting).
+   * Writes what this second counted and any text not ended yet, then waits
+   * up to `ms` for what is queued to be written (before exiting).
    */
   async flush(ms = 1000): Promise<void> {
     this.#tick(true);

@@ -31,10 +31,7 @@ Settings (environment): ${STACK_ENV.join(" ")}
 Docs: README.md, docs/deployment.md. Stops on SIGTERM, SIGINT or SIGHUP.`;
 
 // nginx.conf, written and checked by nginx itself.
-async function writeNginxConfig(
-  dir: RuntimeDir,
-  text: string,
-): Promise<string> {
+async function writeNginxConf(dir: RuntimeDir, text: string): Promise<string> {
   const conf = dir.layout.nginxConf;
   await dir.writeFile(conf, new TextEncoder().encode(text));
   const check = await new Deno.Command("nginx", {
@@ -117,7 +114,7 @@ async function run(relay: LogRelay, args: string[]): Promise<number> {
     const dir = await prepareRuntimeDir(config.runtimeDir);
     try {
       const text = renderNginxConfig(config, ipv6);
-      const conf = await writeNginxConfig(dir, text);
+      const conf = await writeNginxConf(dir, text);
       const code = await supervise(config, relay, conf, logger);
       if (code === 0) logger.info("stopped");
       return code;

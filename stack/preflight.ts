@@ -15,13 +15,12 @@ import type { StackConfig } from "./stack_config.ts";
 export const ROOT_REFUSED =
   "The stack does not run as root: every process of it would hold root's powers. Start it as an ordinary user (for example `runuser -u USER -- deno task stack` from a checkout USER can read), or run the image, which runs as uid 10001";
 
-// nginx refuses `listen [::]` on a kernel without IPv6; try a bind first.
-function hasIpv6(): boolean {
+// Why `hostname:port` cannot be bound, or undefined.
+function bindError(hostname: string, port: number): unknown {
   try {
-    Deno.listen({ hostname: "::", port: 0 }).close();
-    return true;
-  } catch {
-    return false;
+    Deno.listen({ hostname, port }).close();
+  } catch (err) {
+    return err;
   }
 }
 
@@ -47,19 +46,18 @@ export async function preflight(c: StackConfig): Promise<{ ipv6: boolean }> {
       "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
     );
   }
-  const ipv6 = hasIpv6();
+  // nginx refuses `listen [::]` on a kernel without IPv6.
+  const ipv6 = !bindError("::", 0);
   for (const hostname of ipv6 ? ["0.0.0.0", "::"] : ["0.0.0.0"]) {
-    try {
-      Deno.listen({ hostname, port: c.port }).close();
-    } catch (err) {
-      throw new ConfigError(
-        `Invalid PORT ${c.port}: ${
-          err instanceof Deno.errors.AddrInUse
-            ? "the address is in use by another program"
-            : `cannot listen there (${String(err)})`
-        }`,
-      );
-    }
+    const err = bindError(hostname, c.port);
+    if (!err) continue;
+    throw new ConfigError(
+      `Invalid PORT ${c.port}: ${
+        err instanceof Deno.errors.AddrInUse
+          ? "the address is in use by another program"
+          : `cannot listen there (${String(err)})`
+      }`,
+    );
   }
   const dir = `Invalid RUNTIME_DIR ${JSON.stringify(c.runtimeDir)}`;
   if (workerSocket(c.runtimeDir, c.workers - 1).length > MAX_SOCKET_PATH) {

@@ -105,7 +105,8 @@ export function newChild(name: string, fields: LogFields, now: number): Child {
   };
 }
 
-type Step = [Child, Action[]];
+/** A child's next state, and the shell's actions. */
+export type Step = [Child, Action[]];
 type Exited = Extract<Event, { kind: "exited" }>;
 
 const log = (c: Child, level: LogLevel, msg: string, fields = {}): Action => ({
@@ -229,31 +230,24 @@ function onExit(c: Child, e: Exited, now: number, p: Policy): Step {
   ]];
 }
 
-/** The child's next state on `event` at `now` (ms), and the shell's actions. */
-export function step(
-  child: Child,
-  event: Event,
-  now: number,
-  policy: Policy = POLICY,
-): [Child, Action[]] {
-  if (child.phase === "gone") return [child, []];
-  if (event.kind === "stop") {
-    if (child.pid === undefined) return [{ ...child, phase: "gone" }, []];
-    return [{ ...child, phase: "stopping", since: now }, [{ kind: "stop" }]];
+/** The child's next state on `e` at `now` (ms), and the shell's actions. */
+export function step(c: Child, e: Event, now: number, p = POLICY): Step {
+  if (c.phase === "gone") return [c, []];
+  if (e.kind === "stop") {
+    if (c.pid === undefined) return [{ ...c, phase: "gone" }, []];
+    return [{ ...c, phase: "stopping", since: now }, [{ kind: "stop" }]];
   }
-  if (event.kind === "exited") return onExit(child, event, now, policy);
-  if (event.kind === "spawned") return [{ ...child, pid: event.pid }, []];
-  switch (child.phase) {
+  if (e.kind === "exited") return onExit(c, e, now, p);
+  if (e.kind === "spawned") return [{ ...c, pid: e.pid }, []];
+  switch (c.phase) {
     case "backoff":
-      if (event.kind !== "tick" || now < child.since + child.delayMs) {
-        return [child, []];
-      }
-      return [{ ...child, phase: "starting", since: now }, [{ kind: "spawn" }]];
+      if (e.kind !== "tick" || now < c.since + c.delayMs) return [c, []];
+      return [{ ...c, phase: "starting", since: now }, [{ kind: "spawn" }]];
     case "starting":
-      return onStarting(child, event, now, policy);
+      return onStarting(c, e, now, p);
     case "ready":
-      return onReady(child, event, now, policy);
+      return onReady(c, e, now, p);
     default:
-      return [child, []];
+      return [c, []];
   }
 }
