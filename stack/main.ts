@@ -15,7 +15,11 @@ import { ClockPublisher } from "./kernel_clock.ts";
 import { LogRelay } from "./log_relay.ts";
 import { renderNginxConfig } from "./nginx_config.ts";
 import { preflight } from "./preflight.ts";
-import { prepareRuntimeDir, type RuntimeDir } from "./runtime_dir.ts";
+import {
+  prepareRuntimeDir,
+  type RuntimeDir,
+  runtimeLayout,
+} from "./runtime_dir.ts";
 import {
   loadStackConfig,
   machineFacts,
@@ -32,7 +36,7 @@ Docs: README.md, docs/deployment.md. Stops on SIGTERM, SIGINT or SIGHUP.`;
 
 // nginx.conf, written and checked by nginx itself.
 async function writeNginxConf(dir: RuntimeDir, text: string): Promise<string> {
-  const conf = dir.layout.nginxConf;
+  const conf = runtimeLayout(dir.root).nginxConf;
   await dir.writeFile(conf, new TextEncoder().encode(text));
   const check = await new Deno.Command("nginx", {
     args: ["-t", "-q", "-c", conf, "-e", "stderr"],

@@ -39,28 +39,30 @@ export function nginxErrorLine(text: string, now = new Date()): LogFields {
   };
 }
 
-/** Lines relayed a second; the rest are counted and told once. */
+// nginx's error-log lines relayed a second, and clients a second whose
+// refused requests get a line of their own.
+const PER_SECOND = 20;
+const CLIENTS = 100;
+
+/** 20 lines relayed a second; the rest are counted and told once. */
 export class LineBudget {
   #seen = 0;
 
-  /** A budget of `perSecond` lines. */
-  constructor(readonly perSecond = 20) {}
-
   /** Whether one more line may be written this second. */
   take(): boolean {
-    return ++this.#seen <= this.perSecond;
+    return ++this.#seen <= PER_SECOND;
   }
 
   /** Ends the second: a line for what was suppressed, if anything was. */
   end(): LogFields[] {
-    const suppressed = Math.max(0, this.#seen - this.perSecond);
+    const suppressed = Math.max(0, this.#seen - PER_SECOND);
     this.#seen = 0;
     return suppressed === 0 ? [] : [{
       level: "warn",
       msg: "nginx log lines suppressed: more than the budget per second",
       component: "stack",
       suppressed,
-      per_second: this.perSecond,
+      per_second: PER_SECOND,
     }];
   }
 }
@@ -69,15 +71,12 @@ export class LineBudget {
 const REFUSED_LINE = /^([1-5]\d\d) ([0-9A-Fa-f.:]{1,45})$/;
 
 /**
- * Refused requests by status and client: one line for each client a
- * second, the clients past `clients` counted together.
+ * Refused requests by status and client: a line for each client a second,
+ * the clients past 100 counted together.
  */
 export class RefusedRequests {
   #counts = new Map<string, number>();
   #elsewhere = 0;
-
-  /** Counts up to `clients` clients a second one by one. */
-  constructor(readonly clients = 100) {}
 
   /** Counts `line` if it is a refused request's: whether it was. */
   count(line: string): boolean {
@@ -86,7 +85,7 @@ export class RefusedRequests {
     const key = `${m[1]} ${m[2]}`;
     const n = this.#counts.get(key);
     if (n !== undefined) this.#counts.set(key, n + 1);
-    else if (this.#counts.size < this.clients) this.#counts.set(key, 1);
+    else if (this.#counts.size < CLIENTS) this.#counts.set(key, 1);
     else this.#elsewhere++;
     return true;
   }
@@ -101,7 +100,7 @@ export class RefusedRequests {
       lines.push({
         ...warn("requests refused from more clients"),
         count: this.#elsewhere,
-        clients_with_own_line: this.clients,
+        clients_with_own_line: CLIENTS,
       });
     }
     this.#counts.clear();

@@ -84,22 +84,14 @@ async function refusal(root: string): Promise<string | undefined> {
 
 /** A runtime directory ready for this start, and how to undo it. */
 export class RuntimeDir {
-  /** Its layout. */
-  readonly layout: RuntimeLayout;
-
   /** The directory `root`, which this start `created` or found. */
-  constructor(root: string, readonly created = false) {
-    this.layout = runtimeLayout(root);
-  }
+  constructor(readonly root: string, readonly created = false) {}
 
   /** Writes a new file, never through a link (O_EXCL). */
   async writeFile(path: string, bytes: Uint8Array): Promise<void> {
     await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 })
       .catch((err) => {
-        throw invalid(
-          this.layout.root,
-          `cannot write ${path} (${err.message})`,
-        );
+        throw invalid(this.root, `cannot write ${path} (${err.message})`);
       });
   }
 
@@ -108,7 +100,7 @@ export class RuntimeDir {
    * else what stands under the stack's names (links, never followed).
    */
   async discard(): Promise<void> {
-    const { root } = this.layout;
+    const { root } = this;
     const paths = this.created
       ? [root]
       : [...TOP.keys()].map((n) => `${root}/${n}`);
@@ -153,7 +145,7 @@ export async function prepareRuntimeDir(root: string): Promise<RuntimeDir> {
   const dir = new RuntimeDir(root, created);
   try {
     if (!created) await dir.discard();
-    const { sockets, nginx, public: pub } = dir.layout;
+    const { sockets, nginx, public: pub } = runtimeLayout(root);
     for (const path of [sockets, nginx, pub]) {
       await Deno.mkdir(path, { mode: 0o700 });
     }
