@@ -117,7 +117,7 @@ const log = (c: Child, level: LogLevel, msg: string, fields = {}): Action => ({
 });
 
 // Kills a child once, saying why; its exit is then expected.
-function replace(child: Child, why: string, fields: LogFields): Step {
+function replace(child: Child, why: string, fields = {}): Step {
   if (child.killedFor) return [child, []];
   return [{ ...child, killedFor: why }, [
     log(child, "error", `${child.name} ${why}; replacing it`, fields),
@@ -125,13 +125,7 @@ function replace(child: Child, why: string, fields: LogFields): Step {
   ]];
 }
 
-// Probes answered by a socket another process bound: replaced at once.
-const FOREIGN = "does not own its socket (another process bound it)";
-
 function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
-  if (e.kind === "probe" && e.answer === "foreign") {
-    return replace(c, FOREIGN, {});
-  }
   if (e.kind === "probe" && e.answer) {
     return [
       { ...c, phase: "ready", since: now, strikes: 0 },
@@ -164,16 +158,12 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
 function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
   const counts: Record<string, number> = {};
   const actions: Action[] = [];
+  const msg = `${c.name} worker process is stopped; replacing it`;
   for (const { pid, start } of stopped) {
     const id = `${pid}@${start}`;
     counts[id] = (c.stoppedChildren[id] ?? 0) + 1;
     if (counts[id] !== p.stoppedChecks) continue;
-    actions.push(
-      log(c, "error", `${c.name} worker process is stopped; replacing it`, {
-        pid,
-      }),
-      { kind: "kill", pid },
-    );
+    actions.push(log(c, "error", msg, { pid }), { kind: "kill", pid });
   }
   return [{ ...c, stoppedChildren: counts }, actions];
 }
@@ -181,7 +171,6 @@ function onChecked(c: Child, stopped: ProcessState[], p: Policy): Step {
 function onReady(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.kind === "checked") return onChecked(c, e.stoppedChildren, p);
   if (e.kind !== "probe") return [c, []];
-  if (e.answer === "foreign") return replace(c, FOREIGN, {});
   if (e.answer) return [{ ...c, strikes: 0 }, []];
   const strikes = c.strikes + 1;
   if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
@@ -239,6 +228,10 @@ export function step(c: Child, e: Event, now: number, p = POLICY): Step {
   }
   if (e.kind === "exited") return onExit(c, e, now, p);
   if (e.kind === "spawned") return [{ ...c, pid: e.pid }, []];
+  // Probes answered by a socket another process bound: replaced at once.
+  if (e.kind === "probe" && e.answer === "foreign") {
+    return replace(c, "does not own its socket (another process bound it)");
+  }
   switch (c.phase) {
     case "backoff":
       if (e.kind !== "tick" || now < c.since + c.delayMs) return [c, []];

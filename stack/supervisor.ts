@@ -91,14 +91,12 @@ export class Supervisor {
 
   // The host's answer, or none when its program fails: one warning says
   // what the stack, which keeps serving, cannot do then.
-  async #ask<T>(answer: Promise<T>, cannot: string): Promise<T | undefined> {
+  async #ask<T>(answer: Promise<T>, what: string): Promise<T | undefined> {
     try {
       return await answer;
     } catch (err) {
-      if (!this.#said.has(cannot)) {
-        this.logger.warn(cannot, { error: `${err}` });
-      }
-      this.#said.add(cannot);
+      if (!this.#said.has(what)) this.logger.warn(what, { error: `${err}` });
+      this.#said.add(what);
     }
   }
 
