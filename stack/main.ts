@@ -34,16 +34,22 @@ WORKERS Deno workers on Unix sockets, supervised. Usage: deno task stack
 Settings (environment): ${STACK_ENV.join(" ")}
 Docs: README.md, docs/deployment.md. Stops on SIGTERM, SIGINT or SIGHUP.`;
 
-// nginx.conf, written and checked by nginx itself.
+// nginx.conf, written and checked by nginx itself, which must be there.
 async function writeNginxConf(dir: RuntimeDir, text: string): Promise<string> {
   const conf = runtimeLayout(dir.root).nginxConf;
   await dir.writeFile(conf, new TextEncoder().encode(text));
-  const check = await new Deno.Command("nginx", {
-    args: ["-t", "-q", "-c", conf, "-e", "stderr"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const check = await Promise.resolve().then(() =>
+    new Deno.Command("nginx", {
+      args: ["-t", "-q", "-c", conf, "-e", "stderr"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output()
+  ).catch(() => {
+    throw new ConfigError(
+      "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
+    );
+  });
   if (!check.success) {
     throw new ConfigError("nginx rejected the rendered configuration", {
       output: new TextDecoder().decode(check.stderr).trim(),

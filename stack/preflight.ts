@@ -1,8 +1,8 @@
 /**
- * The checks before a stack writes anything: not root, nginx installed,
- * PORT free, the sockets' paths short enough, a readable WORKER_BUNDLE, and
- * no other stack still serving from the runtime directory. Each failure is
- * a {@linkcode ConfigError} of one line (exit code 2).
+ * The checks before a stack writes anything: not root, PORT free, the
+ * sockets' paths short enough, a readable WORKER_BUNDLE, and no other stack
+ * still serving from the runtime directory. Each failure is a
+ * {@linkcode ConfigError} of one line (exit code 2).
  *
  * @module
  */
@@ -24,28 +24,9 @@ function bindError(hostname: string, port: number): unknown {
   }
 }
 
-// Whether `nginx -v` runs: a spawn that fails throws at once.
-async function hasNginx(): Promise<boolean> {
-  try {
-    const command = new Deno.Command("nginx", {
-      args: ["-v"],
-      stdout: "null",
-      stderr: "null",
-    });
-    return (await command.output()).success;
-  } catch {
-    return false;
-  }
-}
-
 /** The checks, in order; throws the first problem. */
 export async function preflight(c: StackConfig): Promise<{ ipv6: boolean }> {
   if (Deno.uid() === 0) throw new ConfigError(ROOT_REFUSED);
-  if (!await hasNginx()) {
-    throw new ConfigError(
-      "nginx is not installed or not on PATH: on Debian or Ubuntu run apt-get install nginx-light",
-    );
-  }
   // nginx refuses `listen [::]` on a kernel without IPv6.
   const ipv6 = !bindError("::", 0);
   for (const hostname of ipv6 ? ["0.0.0.0", "::"] : ["0.0.0.0"]) {
