@@ -1,13 +1,10 @@
 /**
- * The kernel as the supervisor sees it: processes in /proc, its cgroup's
- * memory limit and OOM kills (v2 `memory.max` and `memory.events`, v1
- * `memory.limit_in_bytes` and `memory.oom_control`), read through `cat`,
- * and signals to processes it did not spawn, through `kill`: Deno allows
- * either directly only with every permission. Each run has a deadline; one
- * that cannot start, times out or reports an error rejects, for the
- * supervisor to say so once (supervisor.ts). A process or file gone is no
- * error: processes come and go between a listing and a read. (The CPU
- * quota needs nothing here: `navigator.hardwareConcurrency` follows it.)
+ * The kernel as the supervisor sees it: processes in /proc and its
+ * cgroup's memory limit and OOM kills (v1 and v2), read through `cat`, and
+ * signals to processes it did not spawn, through `kill` (Deno allows either
+ * directly only with every permission). A run that cannot start, times out
+ * or reports an error rejects, for the supervisor to say so once; a
+ * process or file gone is no error: they come and go.
  *
  * @module
  */
@@ -114,11 +111,8 @@ function candidates(selfCgroup: string, root: string): MemoryLimit[] {
       : ["/memory", "memory.limit_in_bytes", "memory.oom_control"];
     for (const d of new Set([path === "/" ? "" : path, ""])) {
       const base = `${root}${dir}${d}`;
-      out.push({
-        bytes: 0,
-        file: `${base}/${limit}`,
-        events: `${base}/${events}`,
-      });
+      const file = `${base}/${limit}`;
+      out.push({ bytes: 0, file, events: `${base}/${events}` });
     }
   }
   return out;

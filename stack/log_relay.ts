@@ -153,7 +153,6 @@ export class LogRelay {
   // of a line cut for its length, text whatever it looks like (a piece
   // could be made to look like a line of the child's own).
   #chunk(bytes: Uint8Array, source: Source, cut: boolean): void {
-    if (source.kind === "nginx-error") return this.#nginxErrors(bytes);
     this.#tick();
     const queue = this.#queues[source.to === "stdout" ? "out" : "err"];
     const raw = source.kind === "nginx-access";
@@ -173,6 +172,11 @@ export class LogRelay {
       }
       const text = this.#decoder.decode(line.subarray(0, -1));
       if (text.trim() === "" || (whole && raw && this.#refused.count(text))) {
+        continue;
+      }
+      if (source.kind === "nginx-error") {
+        if (!this.#budget.take()) continue;
+        this.#write(nginxErrorLine(text, new Date(this.#now())));
         continue;
       }
       const object = whole ? jsonObject(text) : undefined;
@@ -207,17 +211,6 @@ export class LogRelay {
     const level = /^warning\b/i.test(msg) ? "warn" : "error";
     this.#write({ time: this.#time(), level, msg, ...source.fields });
     source.text = undefined;
-  }
-
-  #nginxErrors(bytes: Uint8Array): void {
-    this.#tick();
-    for (let start = 0; start < bytes.length;) {
-      const end = bytes.indexOf(NEWLINE, start);
-      const text = this.#decoder.decode(bytes.subarray(start, end));
-      start = end + 1;
-      if (text.trim() === "" || !this.#budget.take()) continue;
-      this.#write(nginxErrorLine(text, new Date(this.#now())));
-    }
   }
 
   // Once a second: what the last second counted, then a fresh count.

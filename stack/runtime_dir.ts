@@ -12,8 +12,6 @@ import { bytesOf, contentTime, STATIC_FILES } from "../service/static_files.ts";
 
 /** The paths under one runtime directory. */
 export interface RuntimeLayout {
-  /** The runtime directory itself. */
-  root: string;
   /** The workers' Unix sockets. */
   sockets: string;
   /** nginx's own: its temp paths, pid file and probe socket. */
@@ -31,7 +29,6 @@ export interface RuntimeLayout {
 /** The layout of the runtime directory `root`. */
 export function runtimeLayout(root: string): RuntimeLayout {
   return {
-    root,
     sockets: `${root}/sockets`,
     nginx: `${root}/nginx`,
     public: `${root}/public`,

@@ -140,15 +140,13 @@ function onStarting(c: Child, e: Event, now: number, p: Policy): Step {
     return [{ ...c, strikes }, []];
   }
   if (e.kind !== "tick" || c.killedFor) return [c, []];
-  const waited = now - c.since;
-  if (p.startTimeoutMs > 0 && waited >= p.startTimeoutMs) {
-    return replace(c, "did not answer within START_TIMEOUT", {
-      waited_ms: waited,
-    });
+  const waited = { waited_ms: now - c.since };
+  if (p.startTimeoutMs > 0 && waited.waited_ms >= p.startTimeoutMs) {
+    return replace(c, "did not answer within START_TIMEOUT", waited);
   }
   if (now - (c.reportedAt ?? c.since) < p.reportEveryMs) return [c, []];
   return [{ ...c, reportedAt: now }, [
-    log(c, "info", `waiting for ${c.name} to answer`, { waited_ms: waited }),
+    log(c, "info", `waiting for ${c.name} to answer`, waited),
   ]];
 }
 
@@ -174,10 +172,8 @@ function onReady(c: Child, e: Event, now: number, p: Policy): Step {
   if (e.answer) return [{ ...c, strikes: 0 }, []];
   const strikes = c.strikes + 1;
   if (strikes < p.probeFailures) return [{ ...c, strikes }, []];
-  return replace({ ...c, strikes }, "is not answering", {
-    failed_probes: strikes,
-    ready_ms: now - c.since,
-  });
+  const fields = { failed_probes: strikes, ready_ms: now - c.since };
+  return replace({ ...c, strikes }, "is not answering", fields);
 }
 
 // Why a child died, in words.
@@ -197,12 +193,10 @@ function onExit(c: Child, e: Exited, now: number, p: Policy): Step {
   const why = cause(c, e);
   const fields = { code: e.code, signal: e.signal, memory_limit_mib: e.oomMiB };
   if (attempts >= p.startAttempts) {
-    const msg = `failed ${attempts} times in a row (last: ${why})`;
+    const msg =
+      `${c.name} failed ${attempts} times in a row (last: ${why}); stopping the stack`;
     return [{ ...c, phase: "gone", since: now }, [
-      log(c, "error", `${c.name} ${msg}; stopping the stack`, {
-        ...fields,
-        attempts,
-      }),
+      log(c, "error", msg, { ...fields, attempts }),
       { kind: "give-up" },
     ]];
   }
@@ -211,12 +205,8 @@ function onExit(c: Child, e: Exited, now: number, p: Policy): Step {
   // and a replacement was told when the child was killed.
   if (attempts > 1 || c.killedFor) return [next, []];
   const level = e.oomMiB || e.signal ? "error" : "warn";
-  return [next, [
-    log(c, level, `${c.name} ${why}; restarting`, {
-      ...fields,
-      delay_ms: delayMs,
-    }),
-  ]];
+  const restart = { ...fields, delay_ms: delayMs };
+  return [next, [log(c, level, `${c.name} ${why}; restarting`, restart)]];
 }
 
 /** The child's next state on `e` at `now` (ms), and the shell's actions. */

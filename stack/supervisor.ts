@@ -45,7 +45,7 @@ export interface Host {
 }
 
 // A starting child is probed every 50 ms; a ready one, and /proc, each second.
-const STARTING_PROBE_MS = 50;
+const STARTING_MS = 50;
 const SECOND_MS = 1000;
 // Past the workers' own drain, a stop is made hard.
 const DRAIN_MS = (DEFAULTS.drainSeconds + 2) * 1000;
@@ -139,10 +139,8 @@ export class Supervisor {
     try {
       process = slot.spec.spawn();
     } catch (err) {
-      this.logger.error(`${slot.spec.name} could not start`, {
-        ...slot.spec.fields,
-        error: String(err),
-      });
+      const fields = { ...slot.spec.fields, error: String(err) };
+      this.logger.error(`${slot.spec.name} could not start`, fields);
       this.stop(undefined, 1);
       return;
     }
@@ -171,9 +169,7 @@ export class Supervisor {
         if (phase === "backoff") {
           await this.host.sleep(Math.max(0, since + delayMs - this.host.now()));
         } else if (phase === "starting" || phase === "ready") {
-          await this.host.sleep(
-            phase === "ready" ? SECOND_MS : STARTING_PROBE_MS,
-          );
+          await this.host.sleep(phase === "ready" ? SECOND_MS : STARTING_MS);
           const answer = pid === undefined ? false : await slot.spec.probe(pid);
           if (slot.child.pid === pid && slot.child.phase === phase) {
             this.#apply(slot, { kind: "probe", answer });
