@@ -20,10 +20,7 @@ export interface ChildSpec {
   fields: LogFields;
   /** Starts it, its output relayed. */
   spawn(): Deno.ChildProcess;
-  /**
-   * Whether it answers now (a stopped process accepts, never answers);
-   * `"foreign"` when what answers is not the child (its socket replaced).
-   */
+  /** Whether it answers now; `"foreign"`: another process in its place. */
   probe(pid: number): Promise<boolean | "foreign">;
   /** The signal that asks it to finish what it has in flight and exit. */
   stopSignal: Deno.Signal;

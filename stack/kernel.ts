@@ -17,8 +17,6 @@ async function tool(program: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(program, {
     args,
     stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
     signal: AbortSignal.timeout(DEADLINE_MS),
   }).output();
   const decoder = new TextDecoder();

@@ -24,9 +24,8 @@ import { type ByteSink, countLines } from "../service/log_queue.ts";
 import { LineBudget, nginxErrorLine, RefusedRequests } from "./nginx_log.ts";
 
 /**
- * What a child writes: `json` our JSON log lines (a worker), `nginx-access`
- * nginx's access log (JSON, and `STATUS CLIENT` for a refused request),
- * `nginx-error` nginx's plain-text error log.
+ * What a child writes: `json` a worker's log lines, `nginx-access` nginx's
+ * (JSON, or `STATUS CLIENT` for a refusal), `nginx-error` its error log.
  */
 export type RelayKind = "json" | "nginx-access" | "nginx-error";
 
@@ -83,13 +82,11 @@ export class LogRelay {
     Deno.unrefTimer(setInterval(() => this.#tick(), 1000));
   }
 
-  #time(): string {
-    return formatTimestamp(new Date(this.#now()));
-  }
-
-  // Queues one log object (warnings and errors on stderr).
+  // Queues one log object, stamped now unless it has a time of its own
+  // (warnings and errors on stderr).
   #write(entry: LogFields): void {
-    this.#queues.sink(entry as LogFields & { level: LogLevel });
+    const line = { time: formatTimestamp(new Date(this.#now())), ...entry };
+    this.#queues.sink(line as typeof line & { level: LogLevel });
   }
 
   /** A {@linkcode Logger} that writes through the relay. */
@@ -209,7 +206,7 @@ export class LogRelay {
     if (source.text === undefined) return;
     const msg = source.text.trimEnd();
     const level = /^warning\b/i.test(msg) ? "warn" : "error";
-    this.#write({ time: this.#time(), level, msg, ...source.fields });
+    this.#write({ level, msg, ...source.fields });
     source.text = undefined;
   }
 
@@ -219,7 +216,7 @@ export class LogRelay {
     if (second === this.#second && !force) return;
     this.#second = second;
     for (const line of [...this.#budget.end(), ...this.#refused.end()]) {
-      this.#write({ time: this.#time(), ...line });
+      this.#write(line);
     }
   }
 

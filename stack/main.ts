@@ -42,8 +42,6 @@ async function writeNginxConf(dir: RuntimeDir, text: string): Promise<string> {
     new Deno.Command("nginx", {
       args: ["-t", "-q", "-c", conf, "-e", "stderr"],
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
     }).output()
   ).catch(() => {
     throw new ConfigError(

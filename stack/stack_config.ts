@@ -98,9 +98,8 @@ function workerCount(env: EnvReader, { cpus, memory }: MachineFacts): number {
   const { baseMiB, workerMiB } = STACK_DEFAULTS;
   const mib = (memory?.bytes ?? Infinity) / 2 ** 20;
   const fit = Math.min(Math.floor((mib - baseMiB) / workerMiB), 64);
-  const limit = `the memory limit of ${Math.round(mib)} MiB (${
-    memory?.file.split("/").pop()
-  })`;
+  const file = memory?.file.split("/").pop();
+  const limit = `the memory limit of ${Math.round(mib)} MiB (${file})`;
   if (fit < 1) {
     throw new ConfigError(
       `Invalid WORKERS: ${limit} leaves no room for one worker (the stack needs about ${

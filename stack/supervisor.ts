@@ -187,8 +187,7 @@ export class Supervisor {
     return promise;
   }
 
-  // Once a second: which starting children, and which of a ready child's
-  // own processes (nginx's worker processes), the kernel shows stopped.
+  // Once a second: the starting children and nginx's workers /proc shows.
   async #check(): Promise<void> {
     while (!this.#stopping) {
       await this.host.sleep(SECOND_MS);
