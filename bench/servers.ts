@@ -97,11 +97,12 @@ export function spawn(
   cmd: string,
   args: string[],
   env: Record<string, string> = {},
+  cwd: string = PROJECT_DIR,
 ): Deno.ChildProcess {
   const child = new Deno.Command(cmd, {
     args,
     env,
-    cwd: PROJECT_DIR,
+    cwd,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -128,10 +129,12 @@ export function stopper(
 
 /**
  * `deno task stack` on a free port and a fresh runtime directory, with
- * extra settings (`TRUSTED_PROXIES` for the many-clients soak).
+ * extra settings (`TRUSTED_PROXIES` for the many-clients soak), from this
+ * checkout or another one (`dir`, an older commit's worktree).
  */
 export async function startStack(
   env: Record<string, string> = {},
+  dir: string = PROJECT_DIR,
 ): Promise<Server> {
   const port = freePort();
   // The stack creates its runtime directory itself, in a directory nginx's
@@ -144,7 +147,7 @@ export async function startStack(
     RUNTIME_DIR: runtimeDir,
     RATE_LIMIT: "0",
     ...env,
-  });
+  }, dir);
   await waitHttp(`http://127.0.0.1:${port}/healthz`);
   const sockets = runtimeLayout(runtimeDir).sockets;
   return {
