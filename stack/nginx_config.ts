@@ -237,13 +237,8 @@ export function renderNginxConfig(
     LISTEN_IPV6: host.ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
-    // nginx resolves the client only for its own use (rate limit, log), by
-    // the service's rules (client_key.ts); the worker reports the address
-    // from the same two facts with service/client_ip.ts.
+    // The client, by the service's rules (client_key.ts).
     REAL_IP: indent(clientMaps(config.trustedProxies), 2),
-    FORWARDED_FOR: config.trustedProxies.length === 0
-      ? '""'
-      : "$http_x_forwarded_for",
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
       `  limit_req_zone $client_key zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",

@@ -12,6 +12,14 @@ import {
   TABLE_PEER,
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
+import ipaddr from "ipaddr.js";
+import {
+  formatAddress,
+  parseAddress,
+  parseRange,
+  resolveClient,
+  splitForwardedFor,
+} from "../service/client_ip.ts";
 import {
   denoTask,
   listening,
@@ -332,6 +340,130 @@ Deno.test({
           }
         }
         assert.deepEqual(failures, []);
+      },
+    ),
+});
+
+/** curl from a source address: one request's status and body. */
+async function answer(
+  url: string,
+  from: string,
+  forwardedFor: string,
+  id = "",
+): Promise<[number, string]> {
+  const out = await new Deno.Command("curl", {
+    args: [
+      "-sS",
+      "--interface",
+      from,
+      "-w",
+      "\\n%{http_code}",
+      "-H",
+      `X-Forwarded-For: ${forwardedFor}`,
+      ...(id ? ["-H", `X-Request-Id: ${id}`] : []),
+      url,
+    ],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const end = text.lastIndexOf("\n");
+  return [Number(text.slice(end + 1)), text.slice(0, end).trim()];
+}
+
+// The address a forwarded request is answered as, and the limits' key.
+function clientOf(forwardedFor: string): [string, string] {
+  const client = formatAddress(
+    resolveClient(
+      parseAddress(TABLE_PEER)!,
+      splitForwardedFor(forwardedFor),
+      TABLE_TRUSTED.split(",").map(parseRange),
+    ),
+  );
+  const key = client.includes(":")
+    ? (parseAddress(client) as ipaddr.IPv6).parts.slice(0, 4).join(":")
+    : client;
+  return [client, key];
+}
+
+// One client exhausts its bucket; every other spelling is then answered 429
+// exactly when it is answered as a client of the same key, and else as
+// itself. The IPv4-mapped spellings were all keyed as the /64 0:0:0:0.
+Deno.test({
+  name:
+    "a client's burst limits only requests answered as the same client, however they spell it",
+  ignore: !needs("nginx", "curl"),
+  fn: () =>
+    withStack(
+      { TRUSTED_PROXIES: TABLE_TRUSTED, RATE_LIMIT: "1" },
+      async (stack) => {
+        const url = `${stack.url}/ip`;
+        const bursts: [string, string[]][] = [
+          ["::ffff:102:304", [
+            "0:0::ffff:1.2.3.5",
+            "::0:ffff:1.2.3.6",
+            "[::ffff:102:307]:80",
+            "::1.2.3.8",
+            "::ffff:1.2.3.9",
+            "[::ffff:1.2.3.10]:80",
+            "1.2.3.11",
+          ]],
+          ["2001:db8:5::1", ["2001:db8:5::2", "[2001:db8:5:0:1::]:80"]],
+          ["198.51.100.7", ["::ffff:198.51.100.7", "2001:db8:6::1"]],
+        ];
+        const failures: string[] = [];
+        for (const [burst, others] of bursts) {
+          const [, burstKey] = clientOf(burst);
+          const first = await statuses(url, TABLE_PEER, [
+            `X-Forwarded-For: ${burst}`,
+          ], 5);
+          if (!first.includes(429)) failures.push(`${burst}: never limited`);
+          for (const other of others) {
+            const [client, key] = clientOf(other);
+            const [status, body] = await answer(url, TABLE_PEER, other);
+            const expected = key === burstKey ? [429] : [200, client];
+            const got = key === burstKey ? [status] : [status, body];
+            if (JSON.stringify(got) !== JSON.stringify(expected)) {
+              failures.push(`after ${burst}, ${other}: ${got} not ${expected}`);
+            }
+          }
+        }
+        assert.deepEqual(failures, []);
+      },
+    ),
+});
+
+Deno.test({
+  name: "the access log's client is the address the answer reports",
+  ignore: !needs("nginx", "curl"),
+  fn: () =>
+    withStack(
+      { TRUSTED_PROXIES: TABLE_TRUSTED, RATE_LIMIT: "0" },
+      async (stack) => {
+        const answers = new Map<string, string>();
+        for (const [i, [lines]] of FORWARDING_CASES.entries()) {
+          const [, body] = await answer(
+            `${stack.url}/ip`,
+            TABLE_PEER,
+            lines.join(", "),
+            `row-${i}`,
+          );
+          answers.set(`row-${i}`, body);
+        }
+        const logged = new Map<string, string>();
+        const deadline = Date.now() + 15_000;
+        while (logged.size < answers.size && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 200));
+          for (const line of stack.stdout) {
+            const entry = JSON.parse(line);
+            if (answers.has(entry.request_id)) {
+              logged.set(entry.request_id, entry.client);
+            }
+          }
+        }
+        assert.deepEqual(
+          Object.fromEntries(logged),
+          Object.fromEntries(answers),
+        );
       },
     ),
 });
