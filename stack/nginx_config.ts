@@ -72,8 +72,25 @@ function indent(lines: string[], spaces: number): string {
   return lines.map((line) => " ".repeat(spaces) + line).join("\n");
 }
 
+/**
+ * What nginx answers by itself because of the client's request: the access
+ * log keeps a short line for each (`STATUS CLIENT`, counted per client and
+ * second by log_relay.ts), and the rate limit counts each but the 429s.
+ */
+export const REFUSED_STATUSES = [400, 408, 413, 414, 429, 431];
+
+// The rate limit, where a location applies it; a request counts once.
+function limitReq(rate: number): string[] {
+  return rate === 0
+    ? []
+    : [`limit_req zone=per_client burst=${rate * 2} nodelay;`];
+}
+
 // URI locations, not named ones: nginx cannot redirect a request whose
-// request line it could not parse to a named location.
+// request line it could not parse to a named location. limit_req counts
+// after the rewrite phase, where `return` answers: so a refusal's page
+// counts it first, then answers from a named location (try_files: the root
+// is a directory, never a file).
 function errorPages(rate: number): string {
   const lines: string[] = [];
   for (const [raised, [status]] of Object.entries(NGINX_ERRORS)) {
@@ -84,16 +101,26 @@ function errorPages(rate: number): string {
       ? { "retry-after": "1" }
       : {};
     const policy = status === 429 && rate > 0
-      ? [`  add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`]
+      ? [`add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`]
       : [];
+    const answer = [
+      "default_type application/json;",
+      ...addHeaders(own),
+      ...policy,
+      `return ${status} '${JSON.stringify({ error: message })}\\n';`,
+    ].map((line) => "  " + line);
+    const limited = rate > 0 && status !== 429 &&
+      REFUSED_STATUSES.includes(status);
     lines.push(
       `location = /_errors/${status} {`,
       "  internal;",
-      "  default_type application/json;",
-      ...addHeaders(own).map((line) => "  " + line),
-      ...policy,
-      `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
+      ...limited
+        ? [...limitReq(rate), `try_files "" @error_${status};`].map((l) =>
+          "  " + l
+        )
+        : answer,
       "}",
+      ...limited ? [`location @error_${status} {`, ...answer, "}"] : [],
     );
   }
   return indent(lines, 4);
@@ -253,7 +280,7 @@ export function renderNginxConfig(
       "  limit_conn_log_level info;",
     ].join("\n"),
     RATE_LIMIT: rate === 0 ? "" : [
-      `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
+      ...limitReq(rate).map((line) => "      " + line),
       `      limit_conn per_client_conn ${connectionLimit(rate)};`,
       // A location's own add_header drops the server's: list them all.
       ...addHeaders().map((line) => `      ${line}`),
@@ -269,6 +296,7 @@ export function renderNginxConfig(
     REFUSE: indent(refusals(), 6),
     STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(rate),
+    REFUSED: indent(REFUSED_STATUSES.map((status) => `${status} 1;`), 4),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {
     if (!(name in fields)) throw new Error(`Unknown template field ${name}`);

@@ -4,7 +4,7 @@
 // limits per client).
 import assert from "node:assert/strict";
 import { ACCEPT_LIMIT } from "../service/request_rules.ts";
-import { workerSocket } from "../stack/runtime_dir.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
 import {
@@ -26,6 +26,7 @@ import {
   needs,
   onFreePort,
   type Running,
+  STATIC_PATHS,
   withStack,
 } from "./test_util.ts";
 
@@ -250,6 +251,102 @@ Deno.test({
           // Closed already.
         }
       }
+    }),
+});
+
+/** The stack's log entries on stderr (the relay's JSON lines). */
+function logEntries(lines: string[]): Record<string, unknown>[] {
+  return lines.map((line) => JSON.parse(line));
+}
+
+/** Polls `check` every 100 ms until it holds, at most `ms`. */
+async function until(check: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// What nginx refuses by the rules: a bad Host, a body, an oversized Accept,
+// a raw byte in the target.
+const REFUSED = [
+  get("Host: a<b>"),
+  request("GET /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3", "abc"),
+  get(`Host: x\r\nAccept: ${"a".repeat(ACCEPT_LIMIT + 1)}`),
+  request("GET /ip\x80 HTTP/1.1\r\nHost: x"),
+];
+
+Deno.test({
+  name:
+    "a client's flood of refused requests is limited (429 beyond the burst) and summarised, one line a second",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "5" }, async (stack) => {
+      const count = 120;
+      const started = Date.now();
+      const answers: RawAnswer[] = [];
+      for (let i = 0; i < count; i++) {
+        answers.push(parseAnswer(await exchange(stack.port, REFUSED[i % 4])));
+      }
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      const refused = answers.filter((a) => a.status !== 429).length;
+      // 1 + a burst of 10 at once, then 5 a second; the rest are 429s.
+      assert.ok(refused <= 11 + 5 * seconds, `${refused} in ${seconds} s`);
+      for (const a of answers) {
+        assert.match(a.body, /^\{"error":"[^"]+"\}\n$/, shown(a));
+        assert.equal(a.get("content-type"), "application/json");
+      }
+      const lines = () =>
+        logEntries(stack.stderr).filter((e) =>
+          e.msg === "requests refused" && e.client === "127.0.0.1"
+        );
+      const counted = () => lines().reduce((n, e) => n + Number(e.count), 0);
+      await until(() => counted() >= count, 15_000);
+      assert.equal(counted(), count);
+      // One line per status a second, none per request.
+      const keys = lines().map((e) => `${e.status} ${e.time}`.slice(0, 23));
+      assert.equal(new Set(keys).size, keys.length, keys.join());
+      assert.ok(lines().length <= 4 * (seconds + 2), `${lines().length}`);
+      assert.ok(
+        !stack.stdout.some((l) => /"status":4\d\d/.test(l)),
+        "no access-log line per refused request",
+      );
+    }),
+});
+
+Deno.test({
+  name:
+    "a body over 1k writes no error-log line: the stack's own errors still show",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "0" }, async (stack) => {
+      // A missing static file: nginx logs an error for each request of it.
+      const missing = STATIC_PATHS[0];
+      await Deno.remove(runtimeLayout(stack.runtimeDir).public + missing);
+      const big = request(
+        "POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 2000",
+        "a".repeat(2000),
+      );
+      const statuses: number[] = [];
+      const flood = Promise.all(Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 40; i++) {
+          statuses.push(parseAnswer(await exchange(stack.port, big)).status);
+        }
+      }));
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(stack.url + missing);
+        await res.body?.cancel();
+        assert.equal(res.status, 404);
+      }
+      await flood;
+      assert.deepEqual(new Set(statuses), new Set([413]));
+      const missed = () =>
+        logEntries(stack.stderr).filter((e) =>
+          e.component === "nginx" && /No such file/.test(String(e.msg))
+        ).length;
+      await until(() => missed() >= 5, 10_000);
+      assert.equal(missed(), 5);
+      assert.ok(!stack.stderr.some((l) => /too large body|suppressed/.test(l)));
     }),
 });
 
