@@ -73,24 +73,19 @@ function indent(lines: string[], spaces: number): string {
 }
 
 /**
- * What nginx answers by itself because of the client's request: the access
- * log keeps a short line for each (`STATUS CLIENT`, counted per client and
- * second by log_relay.ts), and the rate limit counts each but the 429s.
+ * What nginx answers itself because of the request: logged as `STATUS
+ * CLIENT` (log_relay.ts counts them), counted by the rate limit but 429s.
  */
 export const REFUSED_STATUSES = [400, 408, 413, 414, 429, 431];
 
-// The rate limit, where a location applies it; a request counts once.
-function limitReq(rate: number): string[] {
-  return rate === 0
-    ? []
-    : [`limit_req zone=per_client burst=${rate * 2} nodelay;`];
-}
+// limit_req's arguments: a burst of twice the rate at once.
+const limitReq = (rate: number) => `zone=per_client burst=${rate * 2} nodelay`;
 
 // URI locations, not named ones: nginx cannot redirect a request whose
 // request line it could not parse to a named location. limit_req counts
-// after the rewrite phase, where `return` answers: so a refusal's page
-// counts it first, then answers from a named location (try_files: the root
-// is a directory, never a file).
+// after the rewrite phase, where `return` answers: a refusal's page counts
+// first, then answers from a named location (try_files: the root is a
+// directory, never a file; a request counts once).
 function errorPages(rate: number): string {
   const lines: string[] = [];
   for (const [raised, [status]] of Object.entries(NGINX_ERRORS)) {
@@ -108,20 +103,18 @@ function errorPages(rate: number): string {
       ...addHeaders(own),
       ...policy,
       `return ${status} '${JSON.stringify({ error: message })}\\n';`,
-    ].map((line) => "  " + line);
+    ];
+    const named = `@error_${status}`;
     const limited = rate > 0 && status !== 429 &&
       REFUSED_STATUSES.includes(status);
-    lines.push(
-      `location = /_errors/${status} {`,
-      "  internal;",
-      ...limited
-        ? [...limitReq(rate), `try_files "" @error_${status};`].map((l) =>
-          "  " + l
-        )
-        : answer,
-      "}",
-      ...limited ? [`location @error_${status} {`, ...answer, "}"] : [],
-    );
+    const page = limited
+      ? [`limit_req ${limitReq(rate)};`, `try_files "" ${named};`]
+      : answer;
+    lines.push(`location = /_errors/${status} {`, "  internal;");
+    lines.push(...page.map((line) => "  " + line), "}");
+    if (limited) {
+      lines.push(`location ${named} {`, ...answer.map((l) => "  " + l), "}");
+    }
   }
   return indent(lines, 4);
 }
@@ -280,7 +273,7 @@ export function renderNginxConfig(
       "  limit_conn_log_level info;",
     ].join("\n"),
     RATE_LIMIT: rate === 0 ? "" : [
-      ...limitReq(rate).map((line) => "      " + line),
+      `      limit_req ${limitReq(rate)};`,
       `      limit_conn per_client_conn ${connectionLimit(rate)};`,
       // A location's own add_header drops the server's: list them all.
       ...addHeaders().map((line) => `      ${line}`),
