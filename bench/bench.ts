@@ -75,10 +75,16 @@ interface Target {
   ok: (v: number) => boolean;
 }
 
-// CPU time (user + system, in clock ticks of 10 ms) of processes and all
-// their descendants: steadier than req/s on a shared machine, because time
-// the server did not get is not counted.
-async function cpuTicks(roots: number[]): Promise<number> {
+/**
+ * CPU time (user + system, in clock ticks of 10 ms) of processes and all
+ * their descendants: steadier than req/s on a shared machine, because time
+ * the server did not get is not counted. With `named`, only the processes
+ * of that name (`nginx`, `deno`).
+ */
+export async function cpuTicks(
+  roots: number[],
+  named?: string,
+): Promise<number> {
   const parent = new Map<number, number>();
   const ticks = new Map<number, number>();
   for await (const entry of Deno.readDir("/proc")) {
@@ -87,6 +93,8 @@ async function cpuTicks(roots: number[]): Promise<number> {
       const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       parent.set(Number(entry.name), Number(f[1]));
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (named !== undefined && name !== named) continue;
       ticks.set(Number(entry.name), Number(f[11]) + Number(f[12]));
     } catch {
       // Exited meanwhile.
@@ -136,7 +144,8 @@ async function workerRss(
     1024;
 }
 
-const median = (xs: number[]) => {
+/** The median of some numbers. */
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2
     ? s[(s.length - 1) / 2]

@@ -102,11 +102,12 @@ export function spawn(
   cmd: string,
   args: string[],
   env: Record<string, string> = {},
+  cwd: string = PROJECT_DIR,
 ): Deno.ChildProcess {
   const child = new Deno.Command(cmd, {
     args,
     env,
-    cwd: PROJECT_DIR,
+    cwd,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -134,11 +135,13 @@ export function stopper(
 /**
  * The stack with these settings, no rate limit, and a runtime directory of
  * its own under a fresh directory named `prefix`: `deno task stack`, or as
- * root the image's command as another user (testing/stack_command.ts).
+ * root the image's command as another user (testing/stack_command.ts); from
+ * this checkout or another (`dir`, an older commit's worktree).
  */
 export async function spawnStack(
   prefix: string,
   env: Record<string, string>,
+  dir: string = PROJECT_DIR,
 ): Promise<{ child: Deno.ChildProcess; runtimeDir: string }> {
   // The stack creates its runtime directory itself, where its user may.
   const base = await tempDir(prefix);
@@ -146,25 +149,29 @@ export async function spawnStack(
   await giveToStackUser(base);
   const runtimeDir = `${base}/run`;
   const settings = { RUNTIME_DIR: runtimeDir, RATE_LIMIT: "0", ...env };
-  const root = STACK_UID !== Deno.uid() && await asStackUser(settings);
+  // An older commit's worktree (`dir`) runs as that commit did.
+  const root = dir === PROJECT_DIR && STACK_UID !== Deno.uid() &&
+    await asStackUser(settings);
   const child = root
     ? spawn(root.cmd, root.args, root.env)
-    : spawn(Deno.execPath(), ["task", "-q", "stack"], settings);
+    : spawn(Deno.execPath(), ["task", "-q", "stack"], settings, dir);
   return { child, runtimeDir };
 }
 
 /**
  * `deno task stack` on a free port and a fresh runtime directory, with
- * extra settings (`TRUSTED_PROXIES` for the many-clients soak).
+ * extra settings (`TRUSTED_PROXIES` for the many-clients soak), from this
+ * checkout or another one (`dir`, an older commit's worktree).
  */
 export async function startStack(
   env: Record<string, string> = {},
+  dir: string = PROJECT_DIR,
 ): Promise<Server> {
   const port = freePort();
   const { child, runtimeDir } = await spawnStack("bench-stack-", {
     PORT: String(port),
     ...env,
-  });
+  }, dir);
   await waitHttp(`http://127.0.0.1:${port}/healthz`);
   const sockets = runtimeLayout(runtimeDir).sockets;
   return {

@@ -1,9 +1,9 @@
 /**
  * Which address a request came from, as the app reports it: the peer (the
- * X-Real-IP the stack's nginx sets to the TCP peer it saw, else the
- * connection's), or the client a trusted proxy names. Behind nginx the hops
- * are the X-Forwarded-For it passes on from trusted proxies, so the stack
- * and the service alone follow the same rules (client_ip.ts).
+ * X-Real-IP the stack's nginx sets, else the connection's), or the client a
+ * trusted proxy names. Behind nginx, X-Real-IP is the client nginx resolved
+ * by the same rules (client_ip.ts, rendered by stack/client_key.ts) and no
+ * hops are passed, so the answer is the address nginx logs and limits.
  *
  * @module
  */

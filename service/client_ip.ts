@@ -9,6 +9,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
+import { HOP, IPV4, IPV6, PORT } from "./hop_grammar.ts";
 
 /** A parsed IPv4 or IPv6 address (ipaddr.js). */
 export type Address = ipaddr.IPv4 | ipaddr.IPv6;
@@ -22,7 +23,9 @@ const IPV6_CHARS = /^[0-9A-Fa-f:.]{2,45}$/;
  * Parses one strict IP literal: a dotted quad without leading zeros, or an
  * IPv6 address (an IPv4-mapped one becomes IPv4). No zone id, port,
  * brackets or whitespace; ipaddr.js alone also takes "0x7f.1",
- * "2130706433", "fe80::1%eth0" and "::ffff:001.2.3.4".
+ * "2130706433", "fe80::1%eth0" and "::ffff:001.2.3.4", and reads
+ * `::1.2.3.4` as IPv4-mapped where RFC 4291 §2.5.5.1 makes it the
+ * IPv4-compatible `::102:304`.
  */
 export function parseAddress(text: string): Address | undefined {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
@@ -34,7 +37,9 @@ export function parseAddress(text: string): Address | undefined {
     return undefined;
   }
   if (!ipaddr.IPv6.isValid(text)) return undefined;
-  const v6 = ipaddr.IPv6.parse(text);
+  const v6 = ipaddr.IPv6.parse(
+    text.replace(/^::(?=\d+\.\d+\.\d+\.\d+$)/, "0:0:0:0:0:0:"),
+  );
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 
@@ -77,53 +82,30 @@ export function normalizeAddress(text: string): string | undefined {
   return address && formatAddress(address);
 }
 
-// A port as proxies write it: 0 to 65535, at most five digits.
-function isPort(text: string): boolean {
-  return /^\d{1,5}$/.test(text) && Number(text) <= 65535;
-}
+const HOP_TEXT = new RegExp(`^${HOP}$`);
+const NODE = new RegExp(
+  `^(?:(${IPV4})|\\[(?:::ffff:(${IPV4})|(${IPV6}))\\])(?::(?:${PORT}|_[\\w.-]+))?$`,
+);
 
 /**
- * Parses one `X-Forwarded-For` hop: an address, `IPv4:port`, `[IPv6]` or
- * `[IPv6]:port`, with spaces or tabs around it. Anything else (quotes, a
- * zone id, `[IPv4]`, a bad port, an empty hop, two addresses) is not a hop.
+ * Parses one `X-Forwarded-For` hop: an address in its one spelling
+ * (hop_grammar.ts), `IPv4:port`, `[IPv6]` or `[IPv6]:port`, with spaces or
+ * tabs around it. Anything else (another spelling, quotes, a zone id,
+ * `[IPv4]`, a bad port, an empty hop, two addresses) is not a hop.
  */
 export function parseHop(raw: string): Address | undefined {
-  const text = raw.replace(/^[ \t]+|[ \t]+$/g, "");
-  if (text.startsWith("[")) {
-    const end = text.indexOf("]");
-    const rest = text.slice(end + 1);
-    const inner = text.slice(1, end);
-    if (end === -1 || !inner.includes(":")) return undefined;
-    if (rest !== "" && !(rest.startsWith(":") && isPort(rest.slice(1)))) {
-      return undefined;
-    }
-    return parseClient(inner);
-  }
-  const colon = text.indexOf(":");
-  if (colon !== -1 && colon === text.lastIndexOf(":")) {
-    if (!isPort(text.slice(colon + 1))) return undefined;
-    return parseClient(text.slice(0, colon));
-  }
-  return parseClient(text);
+  const m = HOP_TEXT.exec(raw);
+  return m ? parseClient(m[1] ?? m[2] ?? m[3]) : undefined;
 }
 
 /**
  * Parses an RFC 7239 node (a `for=` value, unquoted): `IPv4`, `[IPv6]`,
- * either with `:port` or `:_obfport`. `unknown`, obfuscated names and
- * anything else are not addresses.
+ * either with `:port` or `:_obfport`, the address in its one spelling.
+ * `unknown`, obfuscated names and anything else are not addresses.
  */
 export function parseForwardedNode(value: string): Address | undefined {
-  const match = /^(?:([0-9.]+)|\[([0-9A-Fa-f:.]+)\])(?::(\d+|_[\w.-]+))?$/
-    .exec(value);
-  if (!match) return undefined;
-  const [, v4, v6, port] = match;
-  if (port !== undefined && !port.startsWith("_") && !isPort(port)) {
-    return undefined;
-  }
-  // Brackets hold IPv6 only; parseClient takes a dotted quad alone.
-  return v6 === undefined || v6.includes(":")
-    ? parseClient(v4 ?? v6)
-    : undefined;
+  const m = NODE.exec(value);
+  return m ? parseClient(m[1] ?? m[2] ?? m[3]) : undefined;
 }
 
 /** Parses `10.0.0.0/8`, `::1` or `fd00::/8`; throws on anything else. */
@@ -168,13 +150,17 @@ export function splitForwardedFor(value: string): string[] {
   return value.split(",");
 }
 
+/** How many hops the walk reads at most, at either door. */
+export const WALK_DEPTH = 16;
+
 /**
  * Resolves the client address behind a connection.
  *
  * Forwarding hops are read only when the peer is trusted. They are walked
  * from the right, skipping trusted proxies; the first untrusted hop is the
  * client. A hop that `parse` refuses ends the walk at the nearest trusted
- * address, because nothing to its left can be vouched for.
+ * address, because nothing to its left can be vouched for; so does the
+ * {@linkcode WALK_DEPTH}th hop, trusted or not.
  */
 export function resolveClient(
   peer: Address,
@@ -184,7 +170,8 @@ export function resolveClient(
 ): Address {
   let client = peer;
   if (!isTrusted(client, trusted)) return client;
-  for (let i = hops.length - 1; i >= 0; i--) {
+  const last = Math.max(0, hops.length - WALK_DEPTH);
+  for (let i = hops.length - 1; i >= last; i--) {
     const hop = parse(hops[i]);
     if (!hop) return client;
     client = hop;

@@ -30,6 +30,13 @@ Deno.test("normalizeAddress accepts IP literals only, in canonical form", () => 
     ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
     ["::ffff:1.2.3.4", "1.2.3.4"],
     ["::ffff:0102:0304", "1.2.3.4"],
+    // IPv4-compatible (RFC 4291 §2.5.5.1), not IPv4-mapped.
+    ["::8.8.8.8", "::808:808"],
+    ["::0.0.0.1", "::1"],
+    ["0:0:0:0:0:0:8.8.8.8", "::808:808"],
+    // RFC 5952: of two equal runs of zeros the first is `::`.
+    ["0:0:1:0:0:1:1:1", "::1:0:0:1:1:1"],
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
     // A zone id is refused, not dropped: "1.2.3.4%<script>" is no address.
     ["fe80::1%eth0", undefined],
     ["1.2.3.4%<script>", undefined],
@@ -62,7 +69,7 @@ Deno.test("normalizeAddress accepts IP literals only, in canonical form", () => 
   }
 });
 
-Deno.test("parseHop takes ports and [IPv6], refuses quotes, zones and [IPv4]", () => {
+Deno.test("parseHop takes the answer's spelling, ports and [IPv6]; refuses other spellings, quotes, zones and [IPv4]", () => {
   const cases: [string, string | undefined][] = [
     ["1.2.3.4", "1.2.3.4"],
     [" 1.2.3.4 ", "1.2.3.4"],
@@ -72,6 +79,14 @@ Deno.test("parseHop takes ports and [IPv6], refuses quotes, zones and [IPv4]", (
     ["\t1.2.3.4", "1.2.3.4"],
     ["2001:db8::1", "2001:db8::1"],
     ["[::ffff:10.0.0.1]:80", "10.0.0.1"],
+    ["::ffff:10.0.0.1", "10.0.0.1"],
+    // Any spelling but the answer's is not a hop (hop_grammar.ts).
+    ["2001:DB8::1", undefined],
+    ["[2001:0db8::1]", undefined],
+    ["2001:db8:0:0:0:0:0:1", undefined],
+    ["::ffff:a00:1", undefined],
+    ["::10.0.0.1", undefined],
+    ["010.0.0.1", undefined],
     ['"[2001:db8:cafe::17]:4711"', undefined],
     ['"192.0.2.43:47011"', undefined],
     ["[fe80::1%25eth0]:80", undefined],
@@ -102,6 +117,8 @@ Deno.test("parseForwardedNode reads RFC 7239 nodes only", () => {
     ["[2001:db8:cafe::17]", "2001:db8:cafe::17"],
     ["2001:db8:cafe::17", undefined],
     ["[1.2.3.4]", undefined],
+    ["[2001:DB8:cafe::17]", undefined],
+    ["[::ffff:192.0.2.43]:_x", "192.0.2.43"],
     ["unknown", undefined],
     ["_hidden", undefined],
     ["1.2.3.4:99999", undefined],

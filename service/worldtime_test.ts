@@ -277,6 +277,17 @@ Deno.test("/api/ip/{address} looks that address up; a bad one is a 400", async (
   assert.doesNotMatch(await bad.text(), /999/);
 });
 
+Deno.test("/api/ip/::a.b.c.d looks up the IPv4-compatible IPv6 address (RFC 4291), not a.b.c.d", async () => {
+  const seen: string[] = [];
+  const country = (a: string) => (seen.push(a), undefined);
+  for (const path of ["/api/ip/::8.8.8.8", "/api/ip/::0.0.0.1"]) {
+    const res = await get(0, path, country);
+    assert.equal(res.status, 200, path);
+    await res.body?.cancel();
+  }
+  assert.deepEqual(seen, ["::808:808", "::1"]);
+});
+
 Deno.test("/time?tz=auto is the caller's zone, with its basis", async () => {
   const res = await get(Date.UTC(2025, 6, 1, 12), "/time?tz=auto", () => "GB");
   const body = await res.json();

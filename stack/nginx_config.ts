@@ -64,8 +64,20 @@ function indent(lines: string[], spaces: number): string {
   return lines.map((line) => " ".repeat(spaces) + line).join("\n");
 }
 
+/**
+ * What nginx answers itself because of the request: logged as `STATUS
+ * CLIENT` (log_relay.ts counts them), counted by the rate limit but 429s.
+ */
+export const REFUSED_STATUSES = [400, 408, 413, 414, 429, 431];
+
+// limit_req's arguments: a burst of twice the rate at once.
+const limitReq = (rate: number) => `zone=per_client burst=${rate * 2} nodelay`;
+
 // URI locations, not named ones: nginx cannot redirect a request whose
-// request line it could not parse to a named location.
+// request line it could not parse to a named location. limit_req counts
+// after the rewrite phase, where `return` answers: a refusal's page counts
+// first, then answers from a named location (try_files: the root is a
+// directory, never a file; a request counts once).
 function errorPages(rate: number): string {
   const lines: string[] = [];
   for (const [raised, [status]] of Object.entries(NGINX_ERRORS)) {
@@ -76,17 +88,25 @@ function errorPages(rate: number): string {
       ? { "retry-after": "1" }
       : {};
     const policy = status === 429 && rate > 0
-      ? [`  add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`]
+      ? [`add_header RateLimit-Policy '${rateLimitPolicy(rate)}' always;`]
       : [];
-    lines.push(
-      `location = /_errors/${status} {`,
-      "  internal;",
-      "  default_type application/json;",
-      ...addHeaders(own).map((line) => "  " + line),
+    const answer = [
+      "default_type application/json;",
+      ...addHeaders(own),
       ...policy,
-      `  return ${status} '${JSON.stringify({ error: message })}\\n';`,
-      "}",
-    );
+      `return ${status} '${JSON.stringify({ error: message })}\\n';`,
+    ];
+    const named = `@error_${status}`;
+    const limited = rate > 0 && status !== 429 &&
+      REFUSED_STATUSES.includes(status);
+    const page = limited
+      ? [`limit_req ${limitReq(rate)};`, `try_files "" ${named};`]
+      : answer;
+    lines.push(`location = /_errors/${status} {`, "  internal;");
+    lines.push(...page.map((line) => "  " + line), "}");
+    if (limited) {
+      lines.push(`location ${named} {`, ...answer.map((l) => "  " + l), "}");
+    }
   }
   return indent(lines, 4);
 }
@@ -221,13 +241,8 @@ export function renderNginxConfig(config: StackConfig, ipv6: boolean): string {
     LISTEN_IPV6: ipv6
       ? `    listen [::]:${config.port} ipv6only=on reuseport backlog=4096;`
       : "",
-    // nginx resolves the client only for its own use (rate limit, log), by
-    // the service's rules (client_key.ts); the worker reports the address
-    // from the same two facts with service/client_ip.ts.
+    // The client, by the service's rules (client_key.ts).
     REAL_IP: indent(clientMaps(config.trustedProxies), 2),
-    FORWARDED_FOR: config.trustedProxies.length === 0
-      ? '""'
-      : "$http_x_forwarded_for",
     RATE_LIMIT_ZONE: rate === 0 ? "" : [
       `  limit_req_zone $client_key zone=per_client:10m rate=${rate}r/s;`,
       "  limit_req_status 429;",
@@ -242,7 +257,7 @@ export function renderNginxConfig(config: StackConfig, ipv6: boolean): string {
       "  limit_conn_log_level info;",
     ].join("\n"),
     RATE_LIMIT: rate === 0 ? "" : [
-      `      limit_req zone=per_client burst=${rate * 2} nodelay;`,
+      `      limit_req ${limitReq(rate)};`,
       `      limit_conn per_client_conn ${connectionLimit(rate)};`,
       // A location's own add_header drops the server's: list them all.
       ...addHeaders().map((line) => `      ${line}`),
@@ -258,6 +273,7 @@ export function renderNginxConfig(config: StackConfig, ipv6: boolean): string {
     REFUSE: indent(refusals(), 6),
     STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(rate),
+    REFUSED: indent(REFUSED_STATUSES.map((status) => `${status} 1;`), 4),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {
     if (!(name in fields)) throw new Error(`Unknown template field ${name}`);

@@ -11,6 +11,7 @@ import { ACCEPT_LIMIT, HOST_PATTERN } from "../service/request_rules.ts";
 import {
   connectionLimit,
   NGINX_ERRORS,
+  REFUSED_STATUSES,
   renderNginxConfig,
 } from "./nginx_config.ts";
 import { runtimeLayout } from "./runtime_dir.ts";
@@ -52,13 +53,24 @@ Deno.test("nginx's config spells no fact that has a source elsewhere", () => {
   }
 });
 
-Deno.test("each error nginx raises is JSON with each common header once", () => {
+Deno.test("each error nginx raises is JSON with each common header once; a refusal counts against the rate limit first", () => {
   for (const [raised, [status, message]] of Object.entries(NGINX_ERRORS)) {
     assert.ok(
       rendered.includes(`error_page ${raised} =${status} /_errors/${status};`),
       raised,
     );
-    const lines = block(rendered, `location = /_errors/${status}`);
+    let lines = block(rendered, `location = /_errors/${status}`);
+    // limit_req counts before the named location's `return` answers.
+    const limited = REFUSED_STATUSES.includes(status) && status !== 429;
+    const limits = lines.filter((l) => l.startsWith("limit_req "));
+    assert.deepEqual(
+      limits,
+      limited ? ["limit_req zone=per_client burst=100 nodelay;"] : [],
+    );
+    if (limited) {
+      assert.ok(lines.includes(`try_files "" @error_${status};`), raised);
+      lines = block(rendered, `location @error_${status}`);
+    }
     assert.ok(lines.includes("default_type application/json;"), raised);
     for (const [name, value] of Object.entries(COMMON_HEADERS)) {
       const sets = lines.filter((l) => l.startsWith(`add_header ${name} `));
@@ -180,7 +192,7 @@ Deno.test("the renderer refuses any field not in normal form, however it came", 
 Deno.test("a refused request is a short log line and no error-log line", () => {
   // The default config limits the rate (RATE_LIMIT 50).
   const lines = rendered.split("\n").map((l) => l.trim());
-  // One JSON line per answer but a 429; the relay counts the short lines
+  // One JSON line per answer but nginx's refusals; the relay counts these
   // (`STATUS CLIENT`, log_relay.ts), one line per client per second.
   assert.ok(lines.includes("log_format refused '$status $client_addr';"));
   assert.deepEqual(lines.filter((l) => l.startsWith("access_log ")), [
@@ -189,18 +201,20 @@ Deno.test("a refused request is a short log line and no error-log line", () => {
     // The supervisor's liveness probe, on nginx's own socket.
     "access_log off;",
   ]);
-  const map = (name: string) => {
-    const start = lines.indexOf(`map $status $${name} {`);
+  const map = (opening: string) => {
+    const start = lines.indexOf(`${opening} {`);
+    assert.ok(start >= 0, opening);
     return lines.slice(start + 1, lines.indexOf("}", start));
   };
-  assert.deepEqual(map("answered"), [
-    "429 0;",
-    "default 1;",
-  ]);
-  assert.deepEqual(map("refused"), [
-    "429 1;",
+  // Only what nginx answered itself: no worker's status follows.
+  assert.deepEqual(map("map $status$upstream_status $refused"), [
+    ...REFUSED_STATUSES.map((status) => `${status} 1;`),
     "default 0;",
   ]);
+  assert.deepEqual(map("map $refused $answered"), ["0 1;", "default 0;"]);
+  // Bodies are refused by the rules (REFUSE): nginx's size check, which
+  // logs an error for each, never fires.
+  assert.ok(lines.includes("client_max_body_size 0;"));
   // Below the error log's level, so that refusals never spend its budget.
   const levels = ["debug", "info", "notice", "warn", "error"];
   const errorLog = lines.find((l) => l.startsWith("error_log "))!;

@@ -4,7 +4,7 @@
 // limits per client).
 import assert from "node:assert/strict";
 import { ACCEPT_LIMIT } from "../service/request_rules.ts";
-import { workerSocket } from "../stack/runtime_dir.ts";
+import { runtimeLayout, workerSocket } from "../stack/runtime_dir.ts";
 import { COMMON_HEADERS } from "../service/common_headers.ts";
 import { exchange, parseAnswer, type RawAnswer } from "./http_answer.ts";
 import {
@@ -12,6 +12,14 @@ import {
   TABLE_PEER,
   TABLE_TRUSTED,
 } from "./forwarding_cases.ts";
+import ipaddr from "ipaddr.js";
+import {
+  formatAddress,
+  parseAddress,
+  parseRange,
+  resolveClient,
+  splitForwardedFor,
+} from "../service/client_ip.ts";
 import {
   denoTask,
   listening,
@@ -19,6 +27,7 @@ import {
   needsRoot,
   onFreePort,
   type Running,
+  STATIC_PATHS,
   withStack,
 } from "./test_util.ts";
 
@@ -246,6 +255,102 @@ Deno.test({
     }),
 });
 
+/** The stack's log entries on stderr (the relay's JSON lines). */
+function logEntries(lines: string[]): Record<string, unknown>[] {
+  return lines.map((line) => JSON.parse(line));
+}
+
+/** Polls `check` every 100 ms until it holds, at most `ms`. */
+async function until(check: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// What nginx refuses by the rules: a bad Host, a body, an oversized Accept,
+// a raw byte in the target.
+const REFUSED = [
+  get("Host: a<b>"),
+  request("GET /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 3", "abc"),
+  get(`Host: x\r\nAccept: ${"a".repeat(ACCEPT_LIMIT + 1)}`),
+  request("GET /ip\x80 HTTP/1.1\r\nHost: x"),
+];
+
+Deno.test({
+  name:
+    "a client's flood of refused requests is limited (429 beyond the burst) and summarised, one line a second",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "5" }, async (stack) => {
+      const count = 120;
+      const started = Date.now();
+      const answers: RawAnswer[] = [];
+      for (let i = 0; i < count; i++) {
+        answers.push(parseAnswer(await exchange(stack.port, REFUSED[i % 4])));
+      }
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      const refused = answers.filter((a) => a.status !== 429).length;
+      // 1 + a burst of 10 at once, then 5 a second; the rest are 429s.
+      assert.ok(refused <= 11 + 5 * seconds, `${refused} in ${seconds} s`);
+      for (const a of answers) {
+        assert.match(a.body, /^\{"error":"[^"]+"\}\n$/, shown(a));
+        assert.equal(a.get("content-type"), "application/json");
+      }
+      const lines = () =>
+        logEntries(stack.stderr).filter((e) =>
+          e.msg === "requests refused" && e.client === "127.0.0.1"
+        );
+      const counted = () => lines().reduce((n, e) => n + Number(e.count), 0);
+      await until(() => counted() >= count, 15_000);
+      assert.equal(counted(), count);
+      // One line per status a second, none per request.
+      const keys = lines().map((e) => `${e.status} ${e.time}`.slice(0, 23));
+      assert.equal(new Set(keys).size, keys.length, keys.join());
+      assert.ok(lines().length <= 4 * (seconds + 2), `${lines().length}`);
+      assert.ok(
+        !stack.stdout.some((l) => /"status":4\d\d/.test(l)),
+        "no access-log line per refused request",
+      );
+    }),
+});
+
+Deno.test({
+  name:
+    "a body over 1k writes no error-log line: the stack's own errors still show",
+  ignore: !ready,
+  fn: () =>
+    withStack({ RATE_LIMIT: "0" }, async (stack) => {
+      // A missing static file: nginx logs an error for each request of it.
+      const missing = STATIC_PATHS[0];
+      await Deno.remove(runtimeLayout(stack.runtimeDir).public + missing);
+      const big = request(
+        "POST /ip HTTP/1.1\r\nHost: x\r\nContent-Length: 2000",
+        "a".repeat(2000),
+      );
+      const statuses: number[] = [];
+      const flood = Promise.all(Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 40; i++) {
+          statuses.push(parseAnswer(await exchange(stack.port, big)).status);
+        }
+      }));
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(stack.url + missing);
+        await res.body?.cancel();
+        assert.equal(res.status, 404);
+      }
+      await flood;
+      assert.deepEqual(new Set(statuses), new Set([413]));
+      const missed = () =>
+        logEntries(stack.stderr).filter((e) =>
+          e.component === "nginx" && /No such file/.test(String(e.msg))
+        ).length;
+      await until(() => missed() >= 5, 10_000);
+      assert.equal(missed(), 5);
+      assert.ok(!stack.stderr.some((l) => /too large body|suppressed/.test(l)));
+    }),
+});
+
 // FNV-1a of what a door serves, written again here: the URL must follow the
 // bytes, whatever static_files.ts computes.
 function fnv1a(data: Uint8Array): string {
@@ -333,6 +438,131 @@ Deno.test({
           }
         }
         assert.deepEqual(failures, []);
+      },
+    ),
+});
+
+/** curl from a source address: one request's status and body. */
+async function answer(
+  url: string,
+  from: string,
+  forwardedFor: string,
+  id = "",
+): Promise<[number, string]> {
+  const out = await new Deno.Command("curl", {
+    args: [
+      "-sS",
+      "--interface",
+      from,
+      "-w",
+      "\\n%{http_code}",
+      "-H",
+      `X-Forwarded-For: ${forwardedFor}`,
+      ...(id ? ["-H", `X-Request-Id: ${id}`] : []),
+      url,
+    ],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const end = text.lastIndexOf("\n");
+  return [Number(text.slice(end + 1)), text.slice(0, end).trim()];
+}
+
+// The address a forwarded request is answered as, and the limits' key.
+function clientOf(forwardedFor: string): [string, string] {
+  const client = formatAddress(
+    resolveClient(
+      parseAddress(TABLE_PEER)!,
+      splitForwardedFor(forwardedFor),
+      TABLE_TRUSTED.split(",").map(parseRange),
+    ),
+  );
+  const key = client.includes(":")
+    ? (parseAddress(client) as ipaddr.IPv6).parts.slice(0, 4).join(":")
+    : client;
+  return [client, key];
+}
+
+// One client exhausts its bucket; every other spelling is then answered 429
+// exactly when it is answered as a client of the same key, and else as
+// itself. The IPv4-mapped spellings were all keyed as the /64 0:0:0:0.
+Deno.test({
+  name:
+    "a client's burst limits only requests answered as the same client, however they spell it",
+  ignore: !needs("nginx", "curl"),
+  fn: () =>
+    withStack(
+      { TRUSTED_PROXIES: TABLE_TRUSTED, RATE_LIMIT: "1" },
+      async (stack) => {
+        const url = `${stack.url}/ip`;
+        const bursts: [string, string[]][] = [
+          ["::ffff:102:304", [
+            "0:0::ffff:1.2.3.5",
+            "::0:ffff:1.2.3.6",
+            "[::ffff:102:307]:80",
+            "::1.2.3.8",
+            "::ffff:1.2.3.9",
+            "[::ffff:1.2.3.10]:80",
+            "1.2.3.11",
+          ]],
+          ["2001:db8:5::1", ["2001:db8:5::2", "[2001:db8:5:0:1::]:80"]],
+          ["198.51.100.7", ["::ffff:198.51.100.7", "2001:db8:6::1"]],
+        ];
+        const failures: string[] = [];
+        for (const [burst, others] of bursts) {
+          const [, burstKey] = clientOf(burst);
+          const first = await statuses(url, TABLE_PEER, [
+            [`X-Forwarded-For: ${burst}`],
+            5,
+          ]);
+          if (!first.includes(429)) failures.push(`${burst}: never limited`);
+          for (const other of others) {
+            const [client, key] = clientOf(other);
+            const [status, body] = await answer(url, TABLE_PEER, other);
+            const expected = key === burstKey ? [429] : [200, client];
+            const got = key === burstKey ? [status] : [status, body];
+            if (JSON.stringify(got) !== JSON.stringify(expected)) {
+              failures.push(`after ${burst}, ${other}: ${got} not ${expected}`);
+            }
+          }
+        }
+        assert.deepEqual(failures, []);
+      },
+    ),
+});
+
+Deno.test({
+  name: "the access log's client is the address the answer reports",
+  ignore: !needs("nginx", "curl"),
+  fn: () =>
+    withStack(
+      { TRUSTED_PROXIES: TABLE_TRUSTED, RATE_LIMIT: "0" },
+      async (stack) => {
+        const answers = new Map<string, string>();
+        for (const [i, [lines]] of FORWARDING_CASES.entries()) {
+          const [, body] = await answer(
+            `${stack.url}/ip`,
+            TABLE_PEER,
+            lines.join(", "),
+            `row-${i}`,
+          );
+          answers.set(`row-${i}`, body);
+        }
+        const logged = new Map<string, string>();
+        const deadline = Date.now() + 15_000;
+        while (logged.size < answers.size && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 200));
+          for (const line of stack.stdout) {
+            const entry = JSON.parse(line);
+            if (answers.has(entry.request_id)) {
+              logged.set(entry.request_id, entry.client);
+            }
+          }
+        }
+        assert.deepEqual(
+          Object.fromEntries(logged),
+          Object.fromEntries(answers),
+        );
       },
     ),
 });
