@@ -4,7 +4,8 @@
  * 92674da`), side by side in one run, rounds alternating: behind a trusted
  * proxy with a two-hop `X-Forwarded-For`, and without a proxy, the rate
  * limit on and never reached. Prints, per setup, the median of the rounds'
- * ratios this ÷ old, in req/s and in CPU time per request.
+ * ratios this ÷ old, in req/s and in CPU time per request. `BENCH_PATH`
+ * names the path asked (default `/`).
  *
  * @module
  */
@@ -16,6 +17,8 @@ const OLD = Deno.args[0];
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 9);
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 const TWO_HOPS = new URL("two_hops.lua", import.meta.url).pathname;
+// The path asked (BENCH_PATH, default `/`): `/time` for its cost.
+const PATH = (Deno.env.get("BENCH_PATH") ?? "/").replace(/^\//, "");
 // Limits on, never reached: the key is computed for every request (below
 // 65,536, which the old stack passed to limit_conn as it was).
 const LIMITED = { RATE_LIMIT: "60000" };
@@ -31,7 +34,11 @@ async function sample(s: Server, script?: string): Promise<Sample> {
   const ticks = () =>
     Promise.all([undefined, "nginx", "deno"].map((n) => cpuTicks(s.roots, n)));
   const before = await ticks();
-  const r = await wrk(s.url, { connections: 64, seconds: SECONDS, script });
+  const r = await wrk(s.url + PATH, {
+    connections: 64,
+    seconds: SECONDS,
+    script,
+  });
   const [cpuUs, nginxUs, workersUs] = (await ticks()).map((t, i) =>
     (t - before[i]) * 10_000 / (r.rps * SECONDS)
   );

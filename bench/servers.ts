@@ -146,7 +146,7 @@ export async function spawnStack(
   // The stack creates its runtime directory itself, where its user may.
   const base = await tempDir(prefix);
   await Deno.chmod(base, 0o755);
-  await giveToStackUser(base);
+  if (dir === PROJECT_DIR) await giveToStackUser(base);
   const runtimeDir = `${base}/run`;
   const settings = { RUNTIME_DIR: runtimeDir, RATE_LIMIT: "0", ...env };
   // An older commit's worktree (`dir`) runs as that commit did.
