@@ -19,7 +19,9 @@ import { WALK_DEPTH } from "../service/client_ip.ts";
  * that matched. No match: no such hop, or not one.
  */
 function hopPattern(k: number): string {
-  return `^(?:.*,)?${HOP}(?:,[^,]*){${k - 1}}$`;
+  // The lookahead finds the hop before HOP runs: HOP is tried once.
+  const rest = `(?:,[^,]*){${k - 1}}$`;
+  return `^(?:.*,)?(?=[^,]*${rest})${HOP}${rest}`;
 }
 
 /** Addresses no client can have (client_ip.ts's `isPossibleClient`). */
@@ -96,6 +98,8 @@ export function clientMaps(trusted: readonly string[]): string[] {
   return [
     ...lines,
     "map $client_addr $client_key {",
+    // IPv4 first: one regex, not eight that fail.
+    '  "~^[.0-9]+$" $client_addr;',
     ...KEY_PATTERNS.map(([pattern, key]) => `  "~${pattern}" ${key};`),
     "  default $client_addr;",
     "}",

@@ -120,13 +120,21 @@ function requestRules(): string {
     `  "~${HOST_PATTERN}" 0;`,
     "  default 1;",
     "}",
-    "map $http_content_length$http_transfer_encoding $announces_body {",
+    "map $content_length$http_transfer_encoding $announces_body {",
     '  "" 0;',
     `  "~${NO_BODY_LENGTH}" 0;`,
     "  default 1;",
     "}",
-    "map $http_accept $accept_too_long {",
-    `  "~^.{${ACCEPT_LIMIT + 1}}" 1;`,
+    // One regex a request for both what Accept is refused for (its length)
+    // and whether it reaches the workers (printable: nginx.conf).
+    "map $http_accept $accept_class {",
+    '  "" printable;',
+    `  "~^[\\x20-\\x7e\\t]{0,${ACCEPT_LIMIT}}$" printable;`,
+    `  "~^.{${ACCEPT_LIMIT + 1}}" long;`,
+    "  default other;",
+    "}",
+    "map $accept_class $accept_too_long {",
+    "  long 1;",
     "  default 0;",
     "}",
   ], 2);
@@ -273,7 +281,10 @@ export function renderNginxConfig(config: StackConfig, ipv6: boolean): string {
     REFUSE: indent(refusals(), 6),
     STATIC_LOCATIONS: staticLocations(layout.public),
     ERROR_PAGES: errorPages(rate),
-    REFUSED: indent(REFUSED_STATUSES.map((status) => `${status} 1;`), 4),
+    REFUSED: indent(
+      REFUSED_STATUSES.map((status) => `${status} $nginx_answered;`),
+      4,
+    ),
   };
   const text = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => {
     if (!(name in fields)) throw new Error(`Unknown template field ${name}`);

@@ -206,9 +206,13 @@ Deno.test("a refused request is a short log line and no error-log line", () => {
     assert.ok(start >= 0, opening);
     return lines.slice(start + 1, lines.indexOf("}", start));
   };
-  // Only what nginx answered itself: no worker's status follows.
-  assert.deepEqual(map("map $status$upstream_status $refused"), [
-    ...REFUSED_STATUSES.map((status) => `${status} 1;`),
+  // Only what nginx answered itself: no worker was asked.
+  assert.deepEqual(map("map $status $refused"), [
+    ...REFUSED_STATUSES.map((status) => `${status} $nginx_answered;`),
+    "default 0;",
+  ]);
+  assert.deepEqual(map("map $upstream_status $nginx_answered"), [
+    '"" 1;',
     "default 0;",
   ]);
   assert.deepEqual(map("map $refused $answered"), ["0 1;", "default 0;"]);
@@ -231,7 +235,7 @@ Deno.test("a client's body headers never reach a worker, and the rules are reque
   assert.match(server, /proxy_set_header Content-Length "";/);
   assert.match(server, /proxy_set_header Transfer-Encoding "";/);
   assert.ok(rendered.includes(`"~${HOST_PATTERN}" 0;`));
-  assert.ok(rendered.includes(`"~^.{${ACCEPT_LIMIT + 1}}" 1;`));
+  assert.ok(rendered.includes(`"~^.{${ACCEPT_LIMIT + 1}}" long;`));
   // Every location a client's request reaches first refuses the same.
   for (
     const opening of ["location /", "location @api", "location = /robots.txt"]
