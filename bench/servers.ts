@@ -19,6 +19,7 @@ import {
 } from "../testing/stack_command.ts";
 
 import { freePort, PROJECT_DIR } from "../testing/net.ts";
+import { zoneNames } from "../service/tz_names.ts";
 
 export { freePort, PROJECT_DIR };
 
@@ -33,10 +34,27 @@ export interface Server {
   url: string;
   /** pids of the Deno processes that answer requests. */
   denoPids: () => Promise<number[]>;
+  /** The stack's: the supervisor's pid. */
+  supervisorPids?: () => Promise<number[]>;
   /** The processes it started; with their descendants, the server's CPU. */
   roots: number[];
   /** Stops it gracefully and waits for its processes. */
   stop: () => Promise<void>;
+}
+
+/**
+ * wrk's script and arguments for the traffic that costs a worker most
+ * memory (bench/costly_mix.lua): `/time?tz=` in every zone, and with
+ * `many` each request from another client.
+ */
+export function costlyMix(
+  many = false,
+): { script: string; scriptArgs: string[] } {
+  const zones = zoneNames().map(encodeURIComponent);
+  return {
+    script: new URL("costly_mix.lua", import.meta.url).pathname,
+    scriptArgs: many ? [...zones, "many"] : zones,
+  };
 }
 
 /** Resolves after `ms` milliseconds. */
@@ -178,6 +196,8 @@ export async function startStack(
     name: "stack",
     url: `http://127.0.0.1:${port}/`,
     denoPids: () => pgrep(`allow-net=unix:${sockets}/worker-[0-9]+.sock `),
+    // Only the supervisor may write the whole runtime directory.
+    supervisorPids: () => pgrep(`allow-write=${runtimeDir} `),
     roots: [child.pid],
     stop: stopper(child),
   };

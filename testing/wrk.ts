@@ -32,6 +32,8 @@ export interface WrkOptions {
   latency?: boolean;
   /** A Lua script that makes each request (`-s`). */
   script?: string;
+  /** Arguments for the script's `init` (after `--`). */
+  scriptArgs?: string[];
 }
 
 /** wrk's latency text (`812.00us`, `2.85ms`, `1.02s`) in milliseconds. */
@@ -82,6 +84,7 @@ export async function wrk(
       ...(options.latency ? ["--latency"] : []),
       ...(options.script ? ["-s", options.script] : []),
       url,
+      ...(options.scriptArgs ? ["--", ...options.scriptArgs] : []),
     ],
     stdout: "piped",
     stderr: "piped",
