@@ -44,11 +44,13 @@ export const STACK_DEFAULTS = {
   /** Seconds a start may take; 0: as long as the workers make progress. */
   startTimeout: 0,
   /**
-   * What a worker needs under load (55–72 MiB RSS measured, docs/geo.md),
-   * and the supervisor and nginx besides: WORKERS' default fits the limit.
+   * What the cgroup is charged for a worker under the costliest load (its
+   * own memory, at most 49 MiB measured, and half an nginx worker), and
+   * for the supervisor, nginx and the mapped files besides (108 measured):
+   * WORKERS' default fits the limit (docs/performance.md, Memory).
    */
-  workerMiB: 80,
-  baseMiB: 96,
+  workerMiB: 64,
+  baseMiB: 128,
 };
 
 /** The settings of the nginx + workers stack. */

@@ -59,7 +59,7 @@ Deno.test("WORKERS that cannot fit the memory limit: one line naming WORKERS and
       assert.ok(err instanceof ConfigError);
       assert.match(
         err.message,
-        /^Invalid WORKERS 16: 16 workers need about 1376 MiB, more than the memory limit of 256 MiB \(memory\.max\); at most 2 fit$/,
+        /^Invalid WORKERS 16: 16 workers need about 1152 MiB, more than the memory limit of 256 MiB \(memory\.max\); at most 2 fit$/,
       );
       return true;
     },
